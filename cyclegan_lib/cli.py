@@ -1,0 +1,165 @@
+"""The ``cyclegan-anime`` command line: train, translate, evaluate, presets.
+
+Every user mistake (unknown preset, missing folder, bad number, unsafe
+checkpoint) ends in one line on stderr and exit status 2, never a traceback.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+__all__ = ["main", "build_parser"]
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {value}")
+    return value
+
+
+def _nonneg_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must not be negative, got {value}")
+    return value
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # one line, exit 2
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from .config import PRESETS
+
+    parser = _Parser(prog="cyclegan-anime",
+                     description="CycleGAN for human-to-anime faces (the book's library).")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    p = sub.add_parser("train", help="train one experiment into a run directory")
+    p.add_argument("--preset", default="stabilized", help=f"one of: {', '.join(PRESETS)}")
+    p.add_argument("--profile", default="auto", help="smoke, cpu, full or auto")
+    p.add_argument("--data", default=None, help="folder with trainA/trainB (default $CYCLEGAN_DATA)")
+    p.add_argument("--out", required=True, help="run directory to create (or resume)")
+    p.add_argument("--resume", action="store_true", help="continue from the newest checkpoint")
+    p.add_argument("--seed", type=_nonneg_int, default=None)
+    p.add_argument("--max-steps", type=_positive_int, default=None,
+                   help="stop after N steps (the lr schedule is unchanged)")
+    p.add_argument("--save-every", type=_positive_int, default=None)
+    p.add_argument("--keep", type=_positive_int, default=None, help="checkpoints to keep")
+    p.add_argument("--device", default=None, help="auto, cpu, cuda or cuda:N")
+    p.add_argument("--threads", type=_positive_int, default=None, help="CPU threads for torch")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+    p = sub.add_parser("translate", help="translate images with a trained generator")
+    p.add_argument("--checkpoint", required=True, help="run directory or checkpoint file")
+    p.add_argument("inputs", nargs="+", help="image files or folders")
+    p.add_argument("--out", required=True, help="output folder")
+    p.add_argument("--direction", default="AtoB", choices=["AtoB", "BtoA"])
+    p.add_argument("--size", type=_positive_int, default=None,
+                   help="network input size (default: the run's image size)")
+    p.add_argument("--crop-face", action="store_true",
+                   help="find the largest face and translate a square crop around it")
+    p.add_argument("--no-crop-fallback", action="store_true",
+                   help="with --crop-face: skip images where no face is found")
+    p.add_argument("--device", default="cpu")
+
+    p = sub.add_parser("evaluate", help="metrics of a run on the test split (JSON)")
+    p.add_argument("--checkpoint", required=True, help="run directory or checkpoint file")
+    p.add_argument("--data", default=None, help="folder with testA/testB (default $CYCLEGAN_DATA)")
+    p.add_argument("--out", default=None, help="metrics.json path (default RUN/metrics.json)")
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--no-kid", action="store_true", help="skip KID/FID")
+
+    sub.add_parser("presets", help="list presets and profiles with their settings")
+    return parser
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    from .config import make_config
+    from .data import default_data_dir
+    from .trainer import train
+
+    cfg = make_config(args.preset, args.profile, seed=args.seed, max_steps=args.max_steps,
+                      save_every=args.save_every, keep_checkpoints=args.keep, device=args.device,
+                      threads=args.threads)
+    from .data import DataError
+    from .trainer import resolve_device
+
+    resolve_device(cfg.device)  # fail on a bad device before loading any data
+    data = Path(args.data) if args.data else default_data_dir()
+    if not data.is_dir():
+        raise DataError(f"data folder not found: {data}")
+    summary = train(cfg, data, args.out, resume=args.resume, progress=not args.no_progress)
+    print(f"run directory: {args.out} (step {summary['step']}/{summary['total_steps']}, "
+          f"{summary['train_seconds']:.0f} s)")
+    return 0
+
+
+def _cmd_translate(args: argparse.Namespace) -> int:
+    from .translate import translate_paths
+
+    results = translate_paths(args.checkpoint, args.inputs, args.out, direction=args.direction,
+                              size=args.size, crop_face=args.crop_face,
+                              fallback=not args.no_crop_fallback, device=args.device)
+    written = sum(1 for r in results if r.output is not None)
+    for r in results:
+        if r.note:
+            print(f"{r.source}: {r.note}")
+    print(f"wrote {written} image(s) to {args.out}")
+    return 0 if written else 1
+
+
+def _cmd_evaluate(args: argparse.Namespace) -> int:
+    import json
+
+    from .data import default_data_dir
+    from .evaluate import evaluate_run
+
+    data = Path(args.data) if args.data else default_data_dir()
+    metrics = evaluate_run(args.checkpoint, data, device=args.device, kid=not args.no_kid)
+    out = Path(args.out) if args.out else (Path(args.checkpoint) / "metrics.json"
+                                           if Path(args.checkpoint).is_dir()
+                                           else Path(args.checkpoint).with_suffix(".metrics.json"))
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(metrics, indent=2))
+    print(json.dumps(metrics, indent=2))
+    print(f"wrote {out}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``cyclegan-anime`` console script."""
+    args = build_parser().parse_args(argv)
+    if args.command == "presets":
+        from .config import describe_presets
+
+        print(describe_presets())
+        return 0
+    from .checkpoint import CheckpointError
+    from .config import ConfigError
+    from .data import DataError
+    from .trainer import TrainingError
+
+    handlers = {"train": _cmd_train, "translate": _cmd_translate, "evaluate": _cmd_evaluate}
+    try:
+        return handlers[args.command](args)
+    except (ConfigError, DataError, CheckpointError, TrainingError, FileNotFoundError) as exc:
+        print(f"cyclegan-anime {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"cyclegan-anime {args.command}: interrupted (resume with --resume)", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,195 @@
+"""The networks: the official CycleGAN ResNet generator and 70x70 PatchGAN discriminator.
+
+Layer for layer the same as ``networks.py`` of the official PyTorch CycleGAN code
+(instance norm without affine parameters, biases on, reflection padding), so the
+parameter counts match and the official model-zoo generators load directly.  Two
+options reproduce the paper's first, naive attempt: a generator whose residual
+block adds *before* its last activation and whose output layer is a ReLU, and a
+discriminator with a single sigmoid output per 70x70 input.
+"""
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import torch
+from torch import nn
+
+__all__ = [
+    "ResidualBlock", "ResnetGenerator", "PatchDiscriminator", "init_weights",
+    "count_parameters", "random_patches", "load_official_generator", "convert_official_state_dict",
+]
+
+
+def _norm(channels: int) -> nn.Module:
+    # The official default: InstanceNorm2d(affine=False, track_running_stats=False).
+    return nn.InstanceNorm2d(channels)
+
+
+class ResidualBlock(nn.Module):
+    """Two 3x3 convolutions with reflection padding; the input is added back.
+
+    ``naive=True`` is the paper's first version: ``relu(x + F(x))`` as in the
+    original ResNet, instead of CycleGAN's plain ``x + F(x)``.  The attribute
+    name ``conv_block`` matches the official code so state dicts load unchanged.
+    """
+
+    def __init__(self, channels: int, naive: bool = False) -> None:
+        super().__init__()
+        self.naive = naive
+        self.conv_block = nn.Sequential(
+            nn.ReflectionPad2d(1), nn.Conv2d(channels, channels, 3), _norm(channels), nn.ReLU(True),
+            nn.ReflectionPad2d(1), nn.Conv2d(channels, channels, 3), _norm(channels),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = x + self.conv_block(x)
+        return torch.relu(out) if self.naive else out
+
+
+class ResnetGenerator(nn.Module):
+    """c7s1-ngf, d2ngf, d4ngf, ``n_blocks`` x R4ngf, u2ngf, ungf, c7s1-3 (Johnson et al.).
+
+    With ``ngf=64``: 9 blocks have 11,378,179 parameters, 6 blocks 7,837,699 and
+    3 blocks 4,297,219 (38% of 9 blocks: the paper's figure).  ``variant="naive"``
+    swaps the final tanh for a ReLU and uses the add-before-activation block.
+    """
+
+    def __init__(self, in_channels: int = 3, out_channels: int = 3, ngf: int = 64,
+                 n_blocks: int = 9, variant: str = "official") -> None:
+        super().__init__()
+        if variant not in ("official", "naive"):
+            raise ValueError(f"unknown generator variant {variant!r}")
+        if n_blocks < 0:
+            raise ValueError("n_blocks must be >= 0")
+        self.variant = variant
+        layers: list[nn.Module] = [
+            nn.ReflectionPad2d(3), nn.Conv2d(in_channels, ngf, 7), _norm(ngf), nn.ReLU(True)]
+        for mult in (1, 2):  # two stride-2 downsamplings
+            layers += [nn.Conv2d(ngf * mult, ngf * mult * 2, 3, stride=2, padding=1),
+                       _norm(ngf * mult * 2), nn.ReLU(True)]
+        layers += [ResidualBlock(ngf * 4, naive=variant == "naive") for _ in range(n_blocks)]
+        for mult in (4, 2):  # two stride-2 upsamplings
+            layers += [nn.ConvTranspose2d(ngf * mult, ngf * mult // 2, 3, stride=2, padding=1,
+                                          output_padding=1),
+                       _norm(ngf * mult // 2), nn.ReLU(True)]
+        layers += [nn.ReflectionPad2d(3), nn.Conv2d(ngf, out_channels, 7),
+                   nn.ReLU(True) if variant == "naive" else nn.Tanh()]
+        self.model = nn.Sequential(*layers)  # the official attribute name
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.model(x)
+
+
+class PatchDiscriminator(nn.Module):
+    """The 70x70 PatchGAN: C64-C128-C256-C512 with LeakyReLU(0.2) and instance norm.
+
+    ``head="patchmap"`` (official) ends in a 4x4 convolution to one channel and
+    returns a map of scores, one per overlapping 70x70 receptive field
+    (2,764,737 parameters with ``ndf=64``).  ``head="single"`` is the paper's naive
+    head: the last convolution covers the whole feature map of a ``patch_size``
+    input and returns one score per input.  Both return *logits*: the sigmoid of
+    the naive design is folded into the NLL loss (``BCEWithLogits``), which is
+    the same function computed stably; :meth:`probability` applies it.
+    """
+
+    def __init__(self, in_channels: int = 3, ndf: int = 64, n_layers: int = 3,
+                 head: str = "patchmap", patch_size: int = 70) -> None:
+        super().__init__()
+        if head not in ("patchmap", "single"):
+            raise ValueError(f"unknown discriminator head {head!r}")
+        self.head = head
+        layers: list[nn.Module] = [nn.Conv2d(in_channels, ndf, 4, stride=2, padding=1),
+                                   nn.LeakyReLU(0.2, True)]
+        mult = 1
+        for n in range(1, n_layers):
+            prev, mult = mult, min(2 ** n, 8)
+            layers += [nn.Conv2d(ndf * prev, ndf * mult, 4, stride=2, padding=1),
+                       _norm(ndf * mult), nn.LeakyReLU(0.2, True)]
+        prev, mult = mult, min(2 ** n_layers, 8)
+        layers += [nn.Conv2d(ndf * prev, ndf * mult, 4, stride=1, padding=1),
+                   _norm(ndf * mult), nn.LeakyReLU(0.2, True)]
+        if head == "patchmap":
+            layers += [nn.Conv2d(ndf * mult, 1, 4, stride=1, padding=1)]
+        else:
+            size = patch_size
+            for _ in range(n_layers):
+                size = (size + 2 - 4) // 2 + 1
+            size = size + 2 - 4 + 1
+            if size < 1:
+                raise ValueError(f"patch_size {patch_size} is too small for {n_layers} layers")
+            layers += [nn.Conv2d(ndf * mult, 1, size)]
+        self.model = nn.Sequential(*layers)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.model(x)
+
+    def probability(self, x: torch.Tensor) -> torch.Tensor:
+        """Probability that ``x`` is real (sigmoid of the logits)."""
+        return torch.sigmoid(self(x))
+
+
+def init_weights(net: nn.Module, gain: float = 0.02) -> nn.Module:
+    """The official 'normal' init: convs N(0, 0.02), biases 0, norm scales N(1, 0.02)."""
+    for m in net.modules():
+        if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)):
+            nn.init.normal_(m.weight, 0.0, gain)
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+        elif isinstance(m, (nn.BatchNorm2d, nn.InstanceNorm2d)) and m.weight is not None:
+            nn.init.normal_(m.weight, 1.0, gain)
+            nn.init.zeros_(m.bias)
+    return net
+
+
+def count_parameters(net: nn.Module) -> int:
+    """Number of trainable parameters."""
+    return sum(p.numel() for p in net.parameters() if p.requires_grad)
+
+
+def random_patches(x: torch.Tensor, size: int | None, generator: torch.Generator | None = None
+                   ) -> torch.Tensor:
+    """One random ``size`` x ``size`` crop per image (the paper's patch experiment).
+
+    ``size=None`` or a size at least the image size returns ``x`` unchanged.
+    Offsets come from ``generator`` (or torch's global RNG) on the CPU, so runs
+    are reproducible and resumable.
+    """
+    if size is None or size >= min(x.shape[-2:]):
+        return x
+    n, _, h, w = x.shape
+    ys = torch.randint(0, h - size + 1, (n,), generator=generator).tolist()
+    xs = torch.randint(0, w - size + 1, (n,), generator=generator).tolist()
+    return torch.stack([x[i, :, y:y + size, c:c + size] for i, (y, c) in enumerate(zip(ys, xs))])
+
+
+_OFFICIAL_DROP = re.compile(r"\.(running_mean|running_var|num_batches_tracked)$")
+
+
+def convert_official_state_dict(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Turn an official CycleGAN generator state dict into one for :class:`ResnetGenerator`.
+
+    The layer indices already agree (``model.1.weight``, ``model.10.conv_block.1.weight``...).
+    What differs: a ``module.`` prefix from DataParallel saves, and the running
+    statistics that pre-0.4 PyTorch stored for InstanceNorm layers (the official
+    code deletes them the same way when it loads).
+    """
+    out = {}
+    for key, value in state.items():
+        key = key.removeprefix("module.")
+        if _OFFICIAL_DROP.search(key):
+            continue
+        out[key] = value
+    return out
+
+
+def load_official_generator(path: str | Path, n_blocks: int = 9, ngf: int = 64) -> ResnetGenerator:
+    """Load a model-zoo ``latest_net_G.pth`` (e.g. ``horse2zebra``) safely (weights only)."""
+    from .checkpoint import safe_load
+
+    state = safe_load(path)
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise ValueError(f"{path}: not a generator state dict")
+    net = ResnetGenerator(ngf=ngf, n_blocks=n_blocks)
+    net.load_state_dict(convert_official_state_dict(state))
+    return net.eval()

@@ -1,0 +1,519 @@
+"""The CycleGAN training loop, for CPU and CUDA, with exact resume.
+
+One iteration follows the official code: both generators are updated first
+(adversarial + cycle + identity losses, discriminators frozen), then both
+discriminators (on real images and on fakes drawn through the history
+buffer), each loss halved as in the official ``backward_D_basic``.  The
+learning rate is constant for ``n_epochs`` and decays linearly over
+``n_epochs_decay``, set at every epoch boundary exactly like the official
+``LambdaLR`` rule.
+
+Speed without changing the maths: on CUDA the fast path uses bf16 autocast
+(losses in fp32), channels_last, fused Adam and cudnn autotuning; losses stay
+on the device and are fetched every ``log_every`` steps, so the loop never
+waits for the GPU.  On any device the data come from the in-memory uint8
+tensors of :mod:`cyclegan_lib.data`.
+"""
+from __future__ import annotations
+
+import contextlib
+import csv
+import io
+import json
+import math
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import torch
+from torch import nn
+from torchvision.utils import make_grid, save_image
+
+from .buffer import ImageHistoryBuffer
+from .checkpoint import (CheckpointError, atomic_save, capture_rng, checkpoint_name,
+                         latest_checkpoint, prune_checkpoints, restore_rng, safe_load)
+from .config import ConfigError, TrainConfig
+from .data import EpochPlan, UnpairedData, load_domain, load_unpaired, make_batch
+from .losses import adversarial_loss, cycle_loss, identity_loss
+from .models import PatchDiscriminator, ResnetGenerator, count_parameters, init_weights, random_patches
+
+__all__ = [
+    "LOSS_NAMES", "CycleGAN", "Trainer", "TrainingError", "lr_factor", "resolve_device",
+    "train", "ensure_run", "load_checkpoint_config", "load_generator", "run_is_complete",
+    "read_history",
+]
+
+LOSS_NAMES = ("G_AB", "G_BA", "cycle_A", "cycle_B", "idt_A", "idt_B", "D_A", "D_B")
+CHECKPOINT_FORMAT = "cyclegan_lib/1"
+# Presets with identical settings share one run directory (trained once).
+RUN_ALIASES = {"blocks9": "stabilized"}
+
+
+class TrainingError(RuntimeError):
+    """Training stopped (non-finite loss, refused resume...): one-line message."""
+
+
+def lr_factor(epoch: int, n_epochs: int, n_epochs_decay: int) -> float:
+    """The official linear rule, for 0-based ``epoch``: 1 for ``n_epochs`` epochs, then down.
+
+    ``1 - max(0, epoch + 1 - n_epochs) / (n_epochs_decay + 1)``: the last epoch
+    runs at ``1 / (n_epochs_decay + 1)`` of the base rate, and the rate after it
+    would be 0.
+    """
+    return 1.0 - max(0, epoch + 1 - n_epochs) / float(n_epochs_decay + 1)
+
+
+def resolve_device(name: str) -> torch.device:
+    """``auto`` means CUDA when available; asking for CUDA without one is an error."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(f"invalid option device={name!r}: CUDA is not available on this machine")
+    return device
+
+
+class CycleGAN(nn.Module):
+    """The four networks of one experiment, built from a :class:`TrainConfig`.
+
+    ``G_AB`` maps humans (A) to anime (B), ``G_BA`` back; ``D_A`` judges
+    domain-A images and ``D_B`` domain-B images.
+    """
+
+    def __init__(self, cfg: TrainConfig) -> None:
+        super().__init__()
+        patch = cfg.d_patch if cfg.d_patch is not None else cfg.image_size
+        self.G_AB = ResnetGenerator(ngf=cfg.ngf, n_blocks=cfg.n_blocks, variant=cfg.generator_variant)
+        self.G_BA = ResnetGenerator(ngf=cfg.ngf, n_blocks=cfg.n_blocks, variant=cfg.generator_variant)
+        self.D_A = PatchDiscriminator(ndf=cfg.ndf, head=cfg.d_head, patch_size=patch)
+        self.D_B = PatchDiscriminator(ndf=cfg.ndf, head=cfg.d_head, patch_size=patch)
+        for net in (self.G_AB, self.G_BA, self.D_A, self.D_B):
+            init_weights(net)
+
+    @property
+    def generators(self) -> list[nn.Module]:
+        return [self.G_AB, self.G_BA]
+
+    @property
+    def discriminators(self) -> list[nn.Module]:
+        return [self.D_A, self.D_B]
+
+
+def _set_requires_grad(nets: list[nn.Module], flag: bool) -> None:
+    for net in nets:
+        for p in net.parameters():
+            p.requires_grad_(flag)
+
+
+@dataclass
+class StepOutput:
+    losses: torch.Tensor  # [len(LOSS_NAMES)], on the device, detached
+
+
+class Trainer:
+    """Trains one run directory.  ``Trainer(cfg, data_dir, run_dir).fit()``.
+
+    The run directory receives ``config.json``, ``data_report.txt``,
+    ``history.csv`` (one row per iteration), ``samples/step_*.png``,
+    ``checkpoints/step_*.pt`` (atomic, the newest ``keep_checkpoints`` kept),
+    ``log.txt`` and, when done, ``summary.json``.
+    """
+
+    def __init__(self, cfg: TrainConfig, data_dir: str | Path, run_dir: str | Path,
+                 resume: bool = False, progress: bool = True,
+                 data: UnpairedData | None = None, rank: int = 0, world_size: int = 1) -> None:
+        cfg.validate()
+        self.run_dir = Path(run_dir)
+        self.data_dir = Path(data_dir)
+        self.progress = progress
+        self.rank, self.world_size = rank, world_size
+        self.is_main = rank == 0
+        ckpt_dir = self.run_dir / "checkpoints"
+        latest = latest_checkpoint(ckpt_dir)
+        self.resume_from = None
+        if latest is not None:
+            if not resume:
+                raise TrainingError(f"{self.run_dir} already holds checkpoints: pass --resume to "
+                                    f"continue it, or choose another --out")
+            saved = load_checkpoint_config(latest)
+            # Bookkeeping may change on resume; the experiment and its scale may not.
+            mutable = {"max_steps", "device", "log_every", "sample_every", "save_every",
+                       "keep_checkpoints", "threads", "compile"}
+            diff = [k for k, v in cfg.to_dict().items() if k not in mutable and saved.get(k) != v]
+            if diff:
+                raise TrainingError(f"cannot resume {self.run_dir}: settings differ from the "
+                                    f"checkpoint ({', '.join(diff)})")
+            self.resume_from = latest
+        self.cfg = cfg
+        if cfg.threads:
+            torch.set_num_threads(cfg.threads)
+        self.device = resolve_device(cfg.device)
+        cuda = self.device.type == "cuda"
+        self.use_amp = cfg.fast and cuda and torch.cuda.is_bf16_supported()
+        self.channels_last = cfg.fast and cuda
+        if cuda:
+            torch.backends.cudnn.benchmark = cfg.fast
+
+        torch.manual_seed(cfg.seed)
+        self.data = data if data is not None else load_unpaired(
+            self.data_dir, "train", cfg.resolved_load_size, min_size=cfg.image_size,
+            max_images=cfg.max_images)
+        self.epoch_size = cfg.epoch_size or max(len(self.data.a), len(self.data.b)) // (
+            cfg.batch_size * world_size)
+        self.total_steps = cfg.total_epochs * self.epoch_size
+        self.end_step = min(self.total_steps, cfg.max_steps or self.total_steps)
+
+        self.nets = CycleGAN(cfg).to(self.device)
+        if self.channels_last:
+            self.nets = self.nets.to(memory_format=torch.channels_last)
+        adam = dict(lr=cfg.lr, betas=(cfg.beta1, cfg.beta2))
+        if cfg.fast and cuda:
+            adam["fused"] = True
+        self.opt_G = torch.optim.Adam([p for g in self.nets.generators for p in g.parameters()], **adam)
+        self.opt_D = torch.optim.Adam([p for d in self.nets.discriminators for p in d.parameters()],
+                                      **adam)
+        self.pool_A = ImageHistoryBuffer(cfg.pool_size, seed=cfg.seed * 2 + 1 + 7919 * rank)
+        self.pool_B = ImageHistoryBuffer(cfg.pool_size, seed=cfg.seed * 2 + 2 + 7919 * rank)
+        self.G_AB, self.G_BA, self.D_A, self.D_B = self._wrap()
+        self.step = 0
+        self.history = torch.zeros(0, len(LOSS_NAMES))
+        self.train_seconds = 0.0
+        self.sample_a, self.sample_b = self._fixed_samples()
+        if self.resume_from is not None:
+            self._load(self.resume_from)
+
+    # -- set-up helpers ----------------------------------------------------------------
+    def _wrap(self) -> tuple[nn.Module, nn.Module, nn.Module, nn.Module]:
+        """The modules the step calls; subclasses (DDP, compile) wrap them here."""
+        nets = [self.nets.G_AB, self.nets.G_BA, self.nets.D_A, self.nets.D_B]
+        if self.cfg.compile:
+            nets = [torch.compile(n) for n in nets]
+        return tuple(nets)  # type: ignore[return-value]
+
+    def _fixed_samples(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """Four test images per domain (train images if there is no test split) for grids."""
+        size = self.cfg.image_size
+        out = []
+        for dom, train in (("A", self.data.a), ("B", self.data.b)):
+            folder = self.data_dir / f"test{dom}"
+            try:
+                images = load_domain(folder, size, min_size=size, max_images=4).images
+            except (ValueError, OSError):
+                images = train.images[:4, :, :size, :size]
+            out.append(images.float().div(127.5).sub(1.0))
+        return out[0], out[1]
+
+    def log(self, message: str) -> None:
+        if not self.is_main:
+            return
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        with open(self.run_dir / "log.txt", "a") as f:
+            f.write(f"{time.strftime('%Y-%m-%d %H:%M:%S')} {message}\n")
+        if self.progress:
+            from tqdm.auto import tqdm
+
+            tqdm.write(message)
+
+    # -- one iteration -----------------------------------------------------------------
+    def _autocast(self):
+        if self.use_amp:
+            return torch.autocast("cuda", dtype=torch.bfloat16)
+        return contextlib.nullcontext()
+
+    def train_step(self, real_a: torch.Tensor, real_b: torch.Tensor) -> torch.Tensor:
+        """One official CycleGAN iteration; returns the detached losses (no host sync)."""
+        cfg = self.cfg
+        patch = cfg.d_patch
+        lam_idt = cfg.lambda_identity * cfg.lambda_cycle
+        with self._autocast():
+            fake_b = self.G_AB(real_a)
+            rec_a = self.G_BA(fake_b)
+            fake_a = self.G_BA(real_b)
+            rec_b = self.G_AB(fake_a)
+        # Generators: fool the (frozen) discriminators, close both cycles, keep identities.
+        _set_requires_grad(self.nets.discriminators, False)
+        with self._autocast():
+            if lam_idt > 0:
+                loss_idt_a = identity_loss(self.G_BA(real_a), real_a, lam_idt)
+                loss_idt_b = identity_loss(self.G_AB(real_b), real_b, lam_idt)
+            else:
+                loss_idt_a = loss_idt_b = torch.zeros((), device=real_a.device)
+            loss_g_ab = adversarial_loss(self.D_B(random_patches(fake_b, patch)), True, cfg.gan_loss)
+            loss_g_ba = adversarial_loss(self.D_A(random_patches(fake_a, patch)), True, cfg.gan_loss)
+            loss_cyc_a = cycle_loss(rec_a, real_a, cfg.lambda_cycle)
+            loss_cyc_b = cycle_loss(rec_b, real_b, cfg.lambda_cycle)
+            loss_g = loss_g_ab + loss_g_ba + loss_cyc_a + loss_cyc_b + loss_idt_a + loss_idt_b
+        self.opt_G.zero_grad(set_to_none=True)
+        loss_g.backward()
+        self.opt_G.step()
+        # Discriminators: real vs. fakes drawn through the history buffers.
+        _set_requires_grad(self.nets.discriminators, True)
+        fake_b_old = self.pool_B.query(fake_b.detach())
+        fake_a_old = self.pool_A.query(fake_a.detach())
+        with self._autocast():
+            loss_d_b = 0.5 * (
+                adversarial_loss(self.D_B(random_patches(real_b, patch)), True, cfg.gan_loss)
+                + adversarial_loss(self.D_B(random_patches(fake_b_old, patch)), False, cfg.gan_loss))
+            loss_d_a = 0.5 * (
+                adversarial_loss(self.D_A(random_patches(real_a, patch)), True, cfg.gan_loss)
+                + adversarial_loss(self.D_A(random_patches(fake_a_old, patch)), False, cfg.gan_loss))
+        self.opt_D.zero_grad(set_to_none=True)
+        (loss_d_a + loss_d_b).backward()
+        self.opt_D.step()
+        return torch.stack([loss_g_ab, loss_g_ba, loss_cyc_a, loss_cyc_b, loss_idt_a, loss_idt_b,
+                            loss_d_a, loss_d_b]).detach().float()
+
+    # -- the loop ----------------------------------------------------------------------
+    def _set_lr(self, epoch: int) -> float:
+        lr = self.cfg.lr * lr_factor(epoch, self.cfg.n_epochs, self.cfg.n_epochs_decay)
+        for opt in (self.opt_G, self.opt_D):
+            for group in opt.param_groups:
+                group["lr"] = lr
+        return lr
+
+    def _flush(self, pending: list[torch.Tensor]) -> None:
+        """Bring pending losses to the host, append them, stop on the first non-finite one."""
+        if not pending:
+            return
+        rows = torch.stack(pending).cpu()
+        pending.clear()
+        rows = self._reduce_losses(rows)
+        bad = ~torch.isfinite(rows)
+        if bad.any():
+            r, c = (int(i) for i in bad.nonzero()[0])
+            step = self.step - len(rows) + r + 1
+            raise TrainingError(f"non-finite loss {LOSS_NAMES[c]}={rows[r, c].item()} at step "
+                                f"{step}; stopped, the last good checkpoint is kept")
+        self.history = torch.cat([self.history, rows])
+
+    def _reduce_losses(self, rows: torch.Tensor) -> torch.Tensor:
+        """Hook for distributed training (average over ranks); identity here."""
+        return rows
+
+    def fit(self) -> dict:
+        """Train until ``end_step``; returns the summary (also written to summary.json)."""
+        cfg = self.cfg
+        if self.is_main:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            (self.run_dir / "config.json").write_text(cfg.to_json())
+            (self.run_dir / "data_report.txt").write_text(self.data.report_text())
+        for rep in (self.data.a.report, self.data.b.report):
+            self.log(rep.summary())
+            for name, why in rep.skipped:
+                self.log(f"  skipped {name}: {why}")
+        if self.resume_from is not None:
+            self.log(f"resuming from {self.resume_from.name} at step {self.step}")
+        self.log(f"training {cfg.preset}/{cfg.profile} on {self.device}: {self.end_step} steps "
+                 f"({self.epoch_size} per epoch), G {count_parameters(self.nets.G_AB):,} params, "
+                 f"D {count_parameters(self.nets.D_A):,} params")
+        bar = None
+        if self.progress and self.is_main:
+            from tqdm.auto import tqdm
+
+            bar = tqdm(total=self.end_step, initial=self.step, desc=f"{cfg.preset}/{cfg.profile}",
+                       unit="it", dynamic_ncols=True)
+        pending: list[torch.Tensor] = []
+        started = time.perf_counter()
+        base_seconds = self.train_seconds
+        for net in (*self.nets.generators, *self.nets.discriminators):
+            net.train()
+        try:
+            while self.step < self.end_step:
+                epoch = self.step // self.epoch_size
+                lr = self._set_lr(epoch)
+                plan = EpochPlan.draw(len(self.data.a), len(self.data.b),
+                                      self.epoch_size * cfg.batch_size * self.world_size,
+                                      cfg.resolved_load_size, cfg.image_size, cfg.seed, epoch
+                                      ).shard(self.rank, self.world_size)
+                for i in range(self.step % self.epoch_size, self.epoch_size):
+                    real_a, real_b = make_batch(self.data, plan, i * cfg.batch_size, cfg.batch_size,
+                                                cfg.image_size, self.device, self.channels_last)
+                    pending.append(self.train_step(real_a, real_b))
+                    self.step += 1
+                    if bar is not None:
+                        bar.update(1)
+                    last = self.step == self.end_step
+                    if self.step % cfg.log_every == 0 or last or self.step % cfg.save_every == 0:
+                        self._flush(pending)
+                        if bar is not None:
+                            bar.set_postfix({k: f"{v:.3f}" for k, v in
+                                             zip(("G_AB", "cyc_A", "D_B"), self.history[-1, [0, 2, 7]]
+                                                 .tolist())} | {"lr": f"{lr:.1e}"})
+                    if self.step % cfg.sample_every == 0 or last:
+                        self.save_samples()
+                    if self.step % cfg.save_every == 0 or last:
+                        self.train_seconds = base_seconds + time.perf_counter() - started
+                        self.save_checkpoint()
+                    if last:
+                        break
+        finally:
+            if bar is not None:
+                bar.close()
+        self.train_seconds = base_seconds + time.perf_counter() - started
+        summary = self.summary()
+        if self.is_main:
+            (self.run_dir / "summary.json").write_text(json.dumps(summary, indent=2))
+            self.log(f"done: step {self.step}/{self.total_steps} in {self.train_seconds:.0f} s")
+        return summary
+
+    def summary(self) -> dict:
+        return {
+            "preset": self.cfg.preset, "profile": self.cfg.profile, "step": self.step,
+            "total_steps": self.total_steps, "complete": self.step >= self.total_steps,
+            "train_seconds": round(self.train_seconds, 2),
+            "seconds_per_step": round(self.train_seconds / max(1, self.step), 4),
+            "device": str(self.device), "world_size": self.world_size,
+            "params_G": count_parameters(self.nets.G_AB), "params_D": count_parameters(self.nets.D_A),
+            "torch": torch.__version__,
+        }
+
+    # -- outputs -----------------------------------------------------------------------
+    @torch.no_grad()
+    def save_samples(self) -> Path | None:
+        """A grid: rows real A, G_AB(A), G_BA(G_AB(A)), real B, G_BA(B), G_AB(G_BA(B))."""
+        if not self.is_main:
+            return None
+        g_ab, g_ba = self.nets.G_AB, self.nets.G_BA
+        g_ab.eval(), g_ba.eval()
+        a, b = self.sample_a.to(self.device), self.sample_b.to(self.device)
+        fake_b = g_ab(a)
+        fake_a = g_ba(b)
+        rows = [a, fake_b, g_ba(fake_b), b, fake_a, g_ab(fake_a)]
+        g_ab.train(), g_ba.train()
+        grid = make_grid(torch.cat([r.float().cpu() for r in rows]), nrow=len(a),
+                         normalize=True, value_range=(-1, 1), padding=2)
+        path = self.run_dir / "samples" / f"step_{self.step:08d}.png"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        save_image(grid, path)
+        return path
+
+    def write_history(self) -> Path:
+        """history.csv: step, epoch, lr and every loss term, one row per iteration (atomic)."""
+        path = self.run_dir / "history.csv"
+        buf = io.StringIO()
+        writer = csv.writer(buf)
+        writer.writerow(["step", "epoch", "lr", *LOSS_NAMES])
+        cfg = self.cfg
+        for i, row in enumerate(self.history.tolist()):
+            epoch = i // self.epoch_size
+            lr = cfg.lr * lr_factor(epoch, cfg.n_epochs, cfg.n_epochs_decay)
+            writer.writerow([i + 1, epoch, f"{lr:.6g}", *(f"{v:.6g}" for v in row)])
+        tmp = path.with_suffix(".csv.tmp")
+        tmp.write_text(buf.getvalue())
+        os.replace(tmp, path)
+        return path
+
+    def state_dict(self) -> dict:
+        return {
+            "format": CHECKPOINT_FORMAT, "config": self.cfg.to_dict(), "step": self.step,
+            "models": {k: getattr(self.nets, k).state_dict() for k in ("G_AB", "G_BA", "D_A", "D_B")},
+            "optimizers": {"G": self.opt_G.state_dict(), "D": self.opt_D.state_dict()},
+            "buffers": {"A": self.pool_A.state_dict(), "B": self.pool_B.state_dict()},
+            "rng": capture_rng(), "history": self.history.clone(),
+            "train_seconds": self.train_seconds,
+        }
+
+    def save_checkpoint(self) -> Path | None:
+        """Atomically write ``checkpoints/step_N.pt`` and the CSV; keep the newest K."""
+        if not self.is_main:
+            return None
+        folder = self.run_dir / "checkpoints"
+        path = atomic_save(self.state_dict(), folder / checkpoint_name(self.step))
+        self.write_history()
+        prune_checkpoints(folder, self.cfg.keep_checkpoints)
+        return path
+
+    def _load(self, path: Path) -> None:
+        state = safe_load(path)
+        for key in ("G_AB", "G_BA", "D_A", "D_B"):
+            getattr(self.nets, key).load_state_dict(state["models"][key])
+        self.opt_G.load_state_dict(state["optimizers"]["G"])
+        self.opt_D.load_state_dict(state["optimizers"]["D"])
+        self.pool_A.load_state_dict(state["buffers"]["A"], self.device)
+        self.pool_B.load_state_dict(state["buffers"]["B"], self.device)
+        restore_rng(state["rng"])
+        self.step = int(state["step"])
+        self.history = state["history"]
+        self.train_seconds = float(state["train_seconds"])
+
+
+# -- convenience functions used by the CLI and the chapters ----------------------------
+
+def _checkpoint_path(run_or_file: str | Path) -> Path:
+    path = Path(run_or_file)
+    if path.is_dir():
+        latest = latest_checkpoint(path / "checkpoints") or latest_checkpoint(path)
+        if latest is None:
+            raise CheckpointError(f"no checkpoint in {path} (expected {path}/checkpoints/step_*.pt)")
+        return latest
+    if not path.exists():
+        raise CheckpointError(f"checkpoint not found: {path}")
+    return path
+
+
+def load_checkpoint_config(run_or_file: str | Path) -> dict:
+    """The config dict stored in a checkpoint (or the newest one of a run directory)."""
+    state = safe_load(_checkpoint_path(run_or_file))
+    if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
+        raise CheckpointError(f"{run_or_file}: not a cyclegan_lib checkpoint")
+    return state["config"]
+
+
+def load_generator(run_or_file: str | Path, direction: str = "AtoB",
+                   device: str | torch.device = "cpu") -> ResnetGenerator:
+    """The trained generator of a run (``AtoB``: human to anime), in eval mode.
+
+    Accepts a run directory (its newest checkpoint is used) or a checkpoint
+    file; loading never unpickles code (``weights_only=True``).
+    """
+    if direction not in ("AtoB", "BtoA"):
+        raise ValueError(f"direction must be AtoB or BtoA, not {direction!r}")
+    path = _checkpoint_path(run_or_file)
+    state = safe_load(path)
+    if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
+        raise CheckpointError(f"{path}: not a cyclegan_lib checkpoint")
+    cfg = TrainConfig.from_dict(state["config"])
+    net = ResnetGenerator(ngf=cfg.ngf, n_blocks=cfg.n_blocks, variant=cfg.generator_variant)
+    net.load_state_dict(state["models"]["G_AB" if direction == "AtoB" else "G_BA"])
+    return net.to(device).eval()
+
+
+def run_is_complete(run_dir: str | Path) -> bool:
+    path = Path(run_dir) / "summary.json"
+    if not path.is_file():
+        return False
+    return bool(json.loads(path.read_text()).get("complete"))
+
+
+def read_history(run_dir: str | Path) -> dict[str, list[float]]:
+    """history.csv as columns of floats."""
+    with open(Path(run_dir) / "history.csv") as f:
+        rows = list(csv.DictReader(f))
+    return {k: [float(r[k]) for r in rows] for k in (rows[0].keys() if rows else [])}
+
+
+def train(cfg: TrainConfig, data_dir: str | Path, run_dir: str | Path, resume: bool = False,
+          progress: bool = True) -> dict:
+    """Train (or resume) one run; returns its summary."""
+    return Trainer(cfg, data_dir, run_dir, resume=resume, progress=progress).fit()
+
+
+def ensure_run(preset: str, profile: str, data_dir: str | Path, runs_dir: str | Path,
+               seed: int = 0, device: str = "auto", progress: bool = True) -> Path:
+    """The run directory ``runs_dir/profile/preset``, trained (or finished) if needed.
+
+    Chapters call this, so each notebook runs alone: a model trained by an
+    earlier chapter (or on a GPU and copied in) is reused, a missing one is
+    trained at the current profile, a half-finished one is resumed.
+    """
+    from .config import make_config, resolve_profile
+
+    profile = resolve_profile(profile)
+    preset = RUN_ALIASES.get(preset, preset)
+    run_dir = Path(runs_dir) / profile / preset
+    if not run_is_complete(run_dir):
+        cfg = make_config(preset, profile, seed=seed, device=device)
+        train(cfg, data_dir, run_dir, resume=True, progress=progress)
+    return run_dir
