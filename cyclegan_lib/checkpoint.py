@@ -60,14 +60,24 @@ def safe_load(path: str | Path, map_location: str | torch.device = "cpu") -> Any
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"checkpoint not found: {path}")
+    with open(path, "rb") as f:
+        magic = f.read(2)
+    # torch.save writes a zip archive (PK), legacy files start with a pickle protocol mark.
+    if magic[:2] != b"PK" and not (len(magic) == 2 and magic[0] == 0x80 and 2 <= magic[1] <= 5):
+        raise CheckpointError(f"{path}: not a PyTorch checkpoint ("
+                              f"{'empty file' if not magic else 'unrecognised format'})")
     try:
         return torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        # torch's message opens with advice to retry with weights_only=False (exactly what
+        # must not be done with an untrusted file); keep the line that names the culprit.
+        lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
+        named = [ln for ln in lines if "GLOBAL" in ln or "nsupported" in ln]
+        first = (named or lines or [type(exc).__name__])[0]
         raise CheckpointError(
             f"{path}: refused to load: it holds Python objects other than weights "
             f"(possible code payload; nothing of it was run): {first}") from None
-    except (RuntimeError, EOFError, OSError, ValueError) as exc:
+    except Exception as exc:  # noqa: BLE001  damaged files fail in many ways (EOF, KeyError...)
         raise CheckpointError(f"{path}: unreadable checkpoint ({type(exc).__name__}: "
                               f"{str(exc).splitlines()[0] if str(exc) else ''})") from None
 

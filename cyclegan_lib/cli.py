@@ -33,9 +33,14 @@ def _nonneg_int(text: str) -> int:
     return value
 
 
+def _quiet_rank() -> bool:
+    """True on ranks other than 0 of a torchrun job: rank 0 alone reports shared mistakes."""
+    return os.environ.get("RANK", "0") not in ("", "0") and bool(os.environ.get("MASTER_ADDR"))
+
+
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> None:  # one line, exit 2
-        self.exit(2, f"{self.prog}: error: {message}\n")
+        self.exit(2, None if _quiet_rank() else f"{self.prog}: error: {message}\n")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -59,6 +64,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default=None, help="auto, cpu, cuda or cuda:N")
     p.add_argument("--threads", type=_positive_int, default=None, help="CPU threads for torch")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="override any setting of the preset/profile, e.g. --set pool_size=0 "
+                        "(repeatable; names as listed by `presets` and in config.json)")
 
     p = sub.add_parser("translate", help="translate images with a trained generator")
     p.add_argument("--checkpoint", required=True, help="run directory or checkpoint file")
@@ -79,6 +87,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default=None, help="metrics.json path (default RUN/metrics.json)")
     p.add_argument("--device", default="cpu")
     p.add_argument("--no-kid", action="store_true", help="skip KID/FID")
+    p.add_argument("--max-images", type=_positive_int, default=None,
+                   help="use only the first N test images per domain")
+    p.add_argument("--anime-cascade", default=None,
+                   help="lbpcascade_animeface.xml (default $CYCLEGAN_ANIME_CASCADE)")
+    p.add_argument("--inception-weights", default=None,
+                   help="torch-fidelity Inception weights file (default "
+                        "$CYCLEGAN_INCEPTION_WEIGHTS, else the torch hub cache or a download)")
 
     sub.add_parser("presets", help="list presets and profiles with their settings")
     return parser
@@ -87,11 +102,24 @@ def build_parser() -> argparse.ArgumentParser:
 def _cmd_train(args: argparse.Namespace) -> int:
     from .config import make_config
     from .data import default_data_dir
+    from .distributed import launcher_env, main_train
     from .trainer import train
 
-    cfg = make_config(args.preset, args.profile, seed=args.seed, max_steps=args.max_steps,
-                      save_every=args.save_every, keep_checkpoints=args.keep, device=args.device,
-                      threads=args.threads)
+    env = launcher_env()  # under torchrun: this process's rank (WORLD_SIZE alone is an error)
+
+    from .config import parse_override
+
+    import dataclasses
+
+    overrides = dict(parse_override(text) for text in args.set)
+    flags = dict(seed=args.seed, max_steps=args.max_steps, save_every=args.save_every,
+                 keep_checkpoints=args.keep, device=args.device, threads=args.threads)
+    overrides.update({k: v for k, v in flags.items() if v is not None})
+    cfg = make_config(args.preset, args.profile, **overrides)
+    # make_config reads None as "not given"; an explicit --set KEY=none clears the field.
+    cleared = {k: None for k, v in overrides.items() if v is None}
+    if cleared:
+        cfg = dataclasses.replace(cfg, **cleared).validate()
     from .data import DataError
     from .trainer import resolve_device
 
@@ -99,6 +127,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
     data = Path(args.data) if args.data else default_data_dir()
     if not data.is_dir():
         raise DataError(f"data folder not found: {data}")
+    if env is not None and env.world_size > 1:
+        return main_train(cfg, data, args.out, args.resume, not args.no_progress, env)
     summary = train(cfg, data, args.out, resume=args.resume, progress=not args.no_progress)
     print(f"run directory: {args.out} (step {summary['step']}/{summary['total_steps']}, "
           f"{summary['train_seconds']:.0f} s)")
@@ -115,6 +145,11 @@ def _cmd_translate(args: argparse.Namespace) -> int:
     for r in results:
         if r.note:
             print(f"{r.source}: {r.note}")
+    if args.crop_face:
+        missed = sum(1 for r in results if r.face_found is False)
+        print(f"face found in {sum(1 for r in results if r.face_found)} of "
+              f"{sum(1 for r in results if r.face_found is not None)} image(s); "
+              f"no face in {missed}")
     print(f"wrote {written} image(s) to {args.out}")
     return 0 if written else 1
 
@@ -126,7 +161,9 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     from .evaluate import evaluate_run
 
     data = Path(args.data) if args.data else default_data_dir()
-    metrics = evaluate_run(args.checkpoint, data, device=args.device, kid=not args.no_kid)
+    metrics = evaluate_run(args.checkpoint, data, device=args.device, kid=not args.no_kid,
+                           max_images=args.max_images, anime_cascade=args.anime_cascade,
+                           inception_weights=args.inception_weights)
     out = Path(args.out) if args.out else (Path(args.checkpoint) / "metrics.json"
                                            if Path(args.checkpoint).is_dir()
                                            else Path(args.checkpoint).with_suffix(".metrics.json"))
@@ -153,8 +190,10 @@ def main(argv: list[str] | None = None) -> int:
     handlers = {"train": _cmd_train, "translate": _cmd_translate, "evaluate": _cmd_evaluate}
     try:
         return handlers[args.command](args)
-    except (ConfigError, DataError, CheckpointError, TrainingError, FileNotFoundError) as exc:
-        print(f"cyclegan-anime {args.command}: error: {exc}", file=sys.stderr)
+    except (ConfigError, DataError, CheckpointError, TrainingError, OSError) as exc:
+        # OSError: a missing input, a full disk or a read-only --out; the message names the path.
+        if not _quiet_rank():  # under torchrun rank 0 alone reports a mistake every rank makes
+            print(f"cyclegan-anime {args.command}: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"cyclegan-anime {args.command}: interrupted (resume with --resume)", file=sys.stderr)

@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
 __all__ = [
     "ConfigError", "TrainConfig", "PRESETS", "PROFILES", "make_config",
-    "resolve_profile", "describe_presets",
+    "resolve_profile", "describe_presets", "parse_override",
 ]
 
 
@@ -82,6 +83,16 @@ class TrainConfig:
         def bad(name: str, why: str) -> None:
             raise ConfigError(f"invalid option {name}={getattr(self, name)!r}: {why}")
 
+        for f in dataclasses.fields(self):  # types first, so the checks below can compare
+            value, kind = getattr(self, f.name), str(f.type)
+            if value is None and "None" in kind:
+                continue
+            base = kind.split("|")[0].strip()
+            ok = {"int": isinstance(value, int) and not isinstance(value, bool),
+                  "float": isinstance(value, (int, float)) and not isinstance(value, bool),
+                  "str": isinstance(value, str), "bool": isinstance(value, bool)}.get(base, True)
+            if not ok:
+                bad(f.name, f"expected {kind}")
         if self.preset not in PRESETS:
             bad("preset", f"unknown preset (choose from {', '.join(PRESETS)})")
         if self.profile not in PROFILES and self.profile != "custom":
@@ -113,8 +124,14 @@ class TrainConfig:
             bad("d_head", "choose 'patchmap' or 'single'")
         if self.gan_loss not in ("lsgan", "nll"):
             bad("gan_loss", "choose 'lsgan' or 'nll'")
-        if self.lr <= 0:
-            bad("lr", "must be positive")
+        if not (math.isfinite(self.lr) and self.lr > 0):
+            bad("lr", "must be a positive number")
+        for name in ("beta1", "beta2"):
+            if not 0.0 <= getattr(self, name) < 1.0:
+                bad(name, "Adam betas must be in [0, 1)")
+        for name in ("lambda_cycle", "lambda_identity"):
+            if not (math.isfinite(getattr(self, name)) and getattr(self, name) >= 0):
+                bad(name, "must be a non-negative number")
         if not (self.device in ("auto", "cpu", "cuda") or self.device.startswith("cuda:")
                 and self.device[5:].isdigit()):
             bad("device", "choose auto, cpu, cuda or cuda:N")
@@ -218,6 +235,39 @@ def make_config(preset: str = "stabilized", profile: str = "cpu", **overrides: A
         if value is not None:
             values[key] = value
     return TrainConfig(**values).validate()
+
+
+def parse_override(text: str) -> tuple[str, Any]:
+    """``KEY=VALUE`` (the CLI's ``--set``) as a field name and a value of the field's type.
+
+    Lets a user change any setting of a preset without a new command-line flag
+    per field; a wrong key or value is a one-line :class:`ConfigError`.
+    """
+    key, sep, raw = text.partition("=")
+    key, raw = key.strip().replace("-", "_"), raw.strip()
+    kinds = {f.name: str(f.type) for f in dataclasses.fields(TrainConfig)}
+    if not sep or not key:
+        raise ConfigError(f"invalid --set {text!r}: expected KEY=VALUE")
+    if key in ("preset", "profile"):
+        raise ConfigError(f"invalid --set {text!r}: use --{key}")
+    if key not in kinds:
+        raise ConfigError(f"invalid --set {text!r}: unknown option {key!r}")
+    kind = kinds[key]
+    if raw.lower() == "none" and "None" in kind:
+        return key, None
+    base = kind.split("|")[0].strip()
+    try:
+        if base == "bool":
+            if raw.lower() not in ("true", "false", "1", "0", "yes", "no"):
+                raise ValueError
+            return key, raw.lower() in ("true", "1", "yes")
+        if base == "int":
+            return key, int(raw)
+        if base == "float":
+            return key, float(raw)
+    except ValueError:
+        raise ConfigError(f"invalid --set {text!r}: {key} expects {kind}") from None
+    return key, raw
 
 
 def describe_presets() -> str:

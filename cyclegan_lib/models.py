@@ -183,13 +183,37 @@ def convert_official_state_dict(state: dict[str, torch.Tensor]) -> dict[str, tor
     return out
 
 
-def load_official_generator(path: str | Path, n_blocks: int = 9, ngf: int = 64) -> ResnetGenerator:
-    """Load a model-zoo ``latest_net_G.pth`` (e.g. ``horse2zebra``) safely (weights only)."""
-    from .checkpoint import safe_load
+_BLOCK_KEY = re.compile(r"^model\.(\d+)\.conv_block\.")
+
+
+def load_official_generator(path: str | Path, n_blocks: int | None = 9, ngf: int | None = 64
+                            ) -> ResnetGenerator:
+    """Load a model-zoo ``latest_net_G.pth`` (e.g. ``horse2zebra``) safely (weights only).
+
+    ``n_blocks=None`` / ``ngf=None`` read the size from the file itself (the zoo
+    holds 6- and 9-block generators); a file that does not fit raises
+    :class:`~cyclegan_lib.checkpoint.CheckpointError` naming the file.
+    """
+    from .checkpoint import CheckpointError, safe_load
 
     state = safe_load(path)
-    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
-        raise ValueError(f"{path}: not a generator state dict")
+    if not isinstance(state, dict) or not state or \
+            not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise CheckpointError(f"{path}: not a generator state dict")
+    state = convert_official_state_dict(state)
+    if ngf is None:
+        first = state.get("model.1.weight")
+        if first is None or first.dim() != 4:
+            raise CheckpointError(f"{path}: not a ResnetGenerator state dict (no model.1.weight)")
+        ngf = int(first.shape[0])
+    if n_blocks is None:
+        n_blocks = len({m.group(1) for k in state if (m := _BLOCK_KEY.match(k))})
     net = ResnetGenerator(ngf=ngf, n_blocks=n_blocks)
-    net.load_state_dict(convert_official_state_dict(state))
+    try:
+        net.load_state_dict(state)
+    except RuntimeError as exc:
+        detail = str(exc).strip().splitlines()
+        raise CheckpointError(f"{path}: does not fit ResnetGenerator(ngf={ngf}, "
+                              f"n_blocks={n_blocks}): {detail[1].strip() if len(detail) > 1 else ''}"
+                              ) from None
     return net.eval()
