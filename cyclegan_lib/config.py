@@ -118,6 +118,8 @@ class TrainConfig:
             bad("load_size", f"crop size image_size={self.image_size} is larger than load size")
         if self.d_patch is not None and not 32 <= self.d_patch:
             bad("d_patch", "patches must be at least 32 pixels for a 3-layer PatchGAN")
+        if self.d_patch is not None and self.d_patch > self.image_size:
+            bad("d_patch", f"patches cannot be larger than image_size={self.image_size}")
         if self.generator_variant not in ("official", "naive"):
             bad("generator_variant", "choose 'official' or 'naive'")
         if self.d_head not in ("patchmap", "single"):
@@ -225,15 +227,17 @@ def make_config(preset: str = "stabilized", profile: str = "cpu", **overrides: A
     values: dict[str, Any] = dict(preset=preset, profile=profile)
     values.update(PROFILES[profile])
     values.update(PRESETS[preset])
-    # Patch sizes are in pixels, as in the paper; a patch never exceeds the image.
-    if values.get("d_patch") is not None:
-        values["d_patch"] = min(values["d_patch"], values["image_size"])
     fields = {f.name for f in dataclasses.fields(TrainConfig)}
     for key, value in overrides.items():
         if key not in fields:
             raise ConfigError(f"unknown option {key!r}")
         if value is not None:
             values[key] = value
+    # Patch sizes are in pixels, as in the paper; a preset's patch never exceeds the image.
+    # Clamped after the overrides, so e.g. naive at image_size=128 keeps its 70 px patches.
+    if values.get("d_patch") is not None and overrides.get("d_patch") is None \
+            and isinstance(values["d_patch"], int) and isinstance(values["image_size"], int):
+        values["d_patch"] = min(values["d_patch"], values["image_size"])
     return TrainConfig(**values).validate()
 
 

@@ -76,7 +76,9 @@ def open_rgb(path: str | Path) -> tuple[Image.Image, str | None]:
                 return im.copy(), None
             if mode in ("I;16", "I;16B", "I;16L", "I"):  # 16/32-bit grey: scale, do not clip
                 arr = np.asarray(im, dtype=np.float64)
-                top = 65535.0 if arr.max() > 255 else 255.0
+                # A 16-bit file spans 0..65535 even when it is dark; only 32-bit "I" (which
+                # some decoders use for 8-bit data too) is judged by its values.
+                top = 65535.0 if mode.startswith("I;16") or arr.max() > 255 else 255.0
                 grey = Image.fromarray(np.clip(arr / top * 255.0 + 0.5, 0, 255).astype(np.uint8))
                 return grey.convert("RGB"), f"converted {mode} (16-bit) to RGB"
             if mode in ("RGBA", "LA", "P", "PA") or "transparency" in im.info:

@@ -123,3 +123,12 @@ def test_describe_presets_lists_everything() -> None:
     text = describe_presets()
     for name in [*PRESETS, *PROFILES, "auto"]:
         assert name in text
+
+
+def test_preset_patch_is_clamped_after_overrides() -> None:
+    """naive's 70 px patch follows an overridden image size (clamped to it, never stale)."""
+    assert make_config("naive", "smoke", image_size=64).d_patch == 64
+    assert make_config("naive", "cpu", image_size=128).d_patch == 70
+    assert make_config("patch32", "smoke", image_size=64, d_patch=48).d_patch == 48
+    with pytest.raises(ConfigError, match="d_patch.*image_size=32"):
+        make_config("stabilized", "smoke", d_patch=70)  # an explicit patch is never cut silently

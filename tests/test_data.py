@@ -165,3 +165,15 @@ def test_tensor_image_round_trip() -> None:
     t = to_tensor(Image.fromarray(arr), 32)
     assert t.shape == (1, 3, 32, 32) and t.min() >= -1 and t.max() <= 1
     assert np.array_equal(np.asarray(to_image(t)), arr)
+
+
+def test_dark_16bit_image_keeps_its_brightness(tmp_path: Path) -> None:
+    """A 16-bit PNG spans 0..65535 even when all its values are below 256."""
+    from cyclegan_lib.data import open_rgb
+
+    grey = (np.arange(40 * 40).reshape(40, 40) % 200).astype(np.uint16)
+    Image.fromarray(grey).save(tmp_path / "dark16.png")
+    assert Image.open(tmp_path / "dark16.png").mode.startswith("I;16")
+    rgb, note = open_rgb(tmp_path / "dark16.png")
+    assert rgb.mode == "RGB" and "16-bit" in note
+    assert np.asarray(rgb).max() <= 1  # 199/65535 of full scale, not 199/255
