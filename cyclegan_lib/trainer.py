@@ -292,6 +292,17 @@ class Trainer:
         """Hook for distributed training (average over ranks); identity here."""
         return rows
 
+    def _epoch_plan(self, epoch: int) -> EpochPlan:
+        """This rank's share of epoch ``epoch`` (the whole plan when ``world_size`` is 1)."""
+        cfg = self.cfg
+        return EpochPlan.draw(len(self.data.a), len(self.data.b),
+                              self.epoch_size * cfg.batch_size * self.world_size,
+                              cfg.resolved_load_size, cfg.image_size, cfg.seed, epoch
+                              ).shard(self.rank, self.world_size)
+
+    def _after_loop(self) -> None:
+        """Hook run on every rank after the last step, before the summary (DDP checks)."""
+
     def fit(self) -> dict:
         """Train until ``end_step``; returns the summary (also written to summary.json)."""
         cfg = self.cfg
@@ -323,10 +334,7 @@ class Trainer:
             while self.step < self.end_step:
                 epoch = self.step // self.epoch_size
                 lr = self._set_lr(epoch)
-                plan = EpochPlan.draw(len(self.data.a), len(self.data.b),
-                                      self.epoch_size * cfg.batch_size * self.world_size,
-                                      cfg.resolved_load_size, cfg.image_size, cfg.seed, epoch
-                                      ).shard(self.rank, self.world_size)
+                plan = self._epoch_plan(epoch)
                 for i in range(self.step % self.epoch_size, self.epoch_size):
                     real_a, real_b = make_batch(self.data, plan, i * cfg.batch_size, cfg.batch_size,
                                                 cfg.image_size, self.device, self.channels_last)
@@ -352,6 +360,7 @@ class Trainer:
             if bar is not None:
                 bar.close()
         self.train_seconds = base_seconds + time.perf_counter() - started
+        self._after_loop()
         summary = self.summary()
         if self.is_main:
             (self.run_dir / "summary.json").write_text(json.dumps(summary, indent=2))
