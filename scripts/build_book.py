@@ -1,0 +1,201 @@
+#!/usr/bin/env python3
+"""Build the book: execute the chapters with papermill (optional), then build the HTML.
+
+    python scripts/build_book.py --execute           # every chapter, then HTML   (./dev.sh book)
+    python scripts/build_book.py                     # HTML only, from book/chapters (./dev.sh html)
+    python scripts/build_book.py --execute --only 05_residual_blocks --no-html
+
+``--execute`` runs each source notebook ``notebooks/NN_*.ipynb`` top to bottom
+with papermill, at the profile ``$CYCLEGAN_PROFILE`` (default ``cpu``) or
+``--profile``, and writes it with its outputs and its ipywidgets state to
+``book/chapters/NN_*.ipynb``, the published chapter the book renders. A chapter
+is replaced only when it executed without error; a failed execution is kept in
+``_build/failed/`` for inspection. Each chapter's time is printed and written
+to ``_build/chapter_times.json``.
+
+The HTML is then built from ``book/chapters`` with ``jupyter-book build``,
+warnings treated as errors, from scratch (``--all``) so that no warning can
+hide in a cached page. The book is at ``_build/html/index.html``.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+SOURCES = REPO / "notebooks"
+CHAPTERS = REPO / "book" / "chapters"
+WIDGET_STATE = "application/vnd.jupyter.widget-state+json"
+WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
+
+
+def source_notebooks(only: list[str] | None = None) -> list[Path]:
+    """The chapter sources ``notebooks/NN_*.ipynb`` in order, or the ones named by ``only``."""
+    found = sorted(p for p in SOURCES.glob("[0-9][0-9]_*.ipynb"))
+    if not only:
+        return found
+    by_name = {p.stem: p for p in found}
+    picked = []
+    for name in only:
+        stem = Path(name).stem
+        matches = [p for s, p in by_name.items() if s == stem or s.startswith(stem + "_")
+                   or s[:2] == stem]
+        if len(matches) != 1:
+            raise SystemExit(f"--only {name}: no single chapter matches "
+                             f"(choose from {', '.join(by_name)})")
+        picked.append(matches[0])
+    return picked
+
+
+def widget_problems(nb: dict) -> list[str]:
+    """Widget views in the outputs whose model is missing from the saved widget state."""
+    state = nb.get("metadata", {}).get("widgets", {}).get(WIDGET_STATE, {}).get("state", {})
+    problems = []
+    for i, cell in enumerate(nb.get("cells", [])):
+        for out in cell.get("outputs", []) or []:
+            view = (out.get("data") or {}).get(WIDGET_VIEW)
+            if view and view.get("model_id") not in state:
+                problems.append(f"cell {i}: widget {view.get('model_id')} has no saved state")
+    return problems
+
+
+def _relative_paths(nb: dict) -> None:
+    """Papermill records absolute input/output paths; keep the published chapter machine-free."""
+    meta = nb.get("metadata", {}).get("papermill", {})
+    for key in ("input_path", "output_path"):
+        value = meta.get(key)
+        if value:
+            try:
+                meta[key] = Path(value).resolve().relative_to(REPO).as_posix()
+            except ValueError:
+                meta[key] = Path(value).name
+
+
+def execute_chapter(src: Path, parameters: dict, kernel: str | None, timeout: int | None) -> float:
+    """Execute one source notebook into ``book/chapters``; returns the seconds it took."""
+    import nbformat
+    import papermill as pm
+
+    CHAPTERS.mkdir(parents=True, exist_ok=True)
+    dst = CHAPTERS / src.name
+    with tempfile.TemporaryDirectory(prefix="chapter-") as tmp:
+        out = Path(tmp) / src.name
+        start = time.perf_counter()
+        try:
+            pm.execute_notebook(
+                str(src), str(out), parameters=parameters, kernel_name=kernel,
+                cwd=str(src.parent), progress_bar=False, log_output=False,
+                execution_timeout=timeout,
+            )
+        except Exception as err:  # papermill raises PapermillExecutionError with the cell
+            failed = REPO / "_build" / "failed"
+            failed.mkdir(parents=True, exist_ok=True)
+            if out.exists():
+                shutil.copy2(out, failed / src.name)
+            print(f"FAILED {src.name} after {time.perf_counter() - start:.0f} s "
+                  f"(executed copy: {failed / src.name})\n{err}", file=sys.stderr)
+            raise SystemExit(1) from None
+        seconds = time.perf_counter() - start
+        nb = nbformat.read(out, as_version=4)
+        problems = widget_problems(nb)
+        if problems:
+            raise SystemExit(f"{src.name}: " + "; ".join(problems))
+        _relative_paths(nb)
+        nbformat.write(nb, out)
+        shutil.move(str(out), dst)
+    return seconds
+
+
+def build_html(output: Path | None = None, fresh: bool = True) -> Path:
+    """``jupyter-book build`` with warnings as errors; returns the path of index.html."""
+    exe = Path(sys.executable).with_name("jupyter-book")
+    cmd = [str(exe) if exe.exists() else "jupyter-book", "build", str(REPO),
+           "--builder", "html", "-W", "-n", "--keep-going"]
+    if fresh:
+        cmd.append("--all")
+    if output is not None:
+        cmd += ["--path-output", str(output)]
+    print("$ " + " ".join(cmd), flush=True)
+    subprocess.run(cmd, check=True)
+    return (output or REPO) / "_build" / "html" / "index.html"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--execute", action="store_true",
+                        help="execute the chapter sources with papermill into book/chapters first")
+    parser.add_argument("--only", action="append", metavar="NAME",
+                        help="execute only this chapter (e.g. 05_residual_blocks or 05); repeatable")
+    parser.add_argument("--profile", default=os.environ.get("CYCLEGAN_PROFILE") or "cpu",
+                        help="profile parameter of the chapters (default: $CYCLEGAN_PROFILE or cpu)")
+    parser.add_argument("--runs-dir", default=None,
+                        help="runs_dir parameter (default: the chapters' own default, "
+                             "$CYCLEGAN_RUNS or <repo>/runs)")
+    parser.add_argument("--data-dir", default=None,
+                        help="data_dir parameter (default: $CYCLEGAN_DATA)")
+    parser.add_argument("--seed", type=int, default=None, help="seed parameter")
+    parser.add_argument("--device", default=None, help="device parameter (auto, cpu, cuda)")
+    parser.add_argument("--kernel", default=None, help="Jupyter kernel (default: the notebook's)")
+    parser.add_argument("--cell-timeout", type=int, default=None,
+                        help="seconds one cell may run (default: no limit)")
+    parser.add_argument("--no-html", action="store_true", help="do not build the HTML")
+    parser.add_argument("--incremental", action="store_true",
+                        help="let Sphinx reuse its cache (faster; may hide warnings of unchanged pages)")
+    parser.add_argument("--path-output", type=Path, default=None,
+                        help="build into PATH/_build/html instead of <repo>/_build/html")
+    args = parser.parse_args(argv)
+
+    if args.only and not args.execute:
+        parser.error("--only needs --execute")
+    if args.execute:
+        sources = source_notebooks(args.only)
+        if not sources:
+            raise SystemExit(f"no chapter sources found in {SOURCES}")
+        parameters: dict = {"profile": args.profile}
+        for key in ("runs_dir", "data_dir", "seed", "device"):
+            value = getattr(args, key)
+            if value is not None:
+                parameters[key] = str(Path(value).resolve()) if key.endswith("_dir") else value
+        print(f"executing {len(sources)} chapter(s) with parameters {parameters}", flush=True)
+        times: dict[str, float] = {}
+        total = time.perf_counter()
+        for src in sources:
+            print(f"-- {src.name} ...", flush=True)
+            times[src.stem] = round(execute_chapter(src, parameters, args.kernel,
+                                                    args.cell_timeout), 1)
+            print(f"   {src.name}: {times[src.stem]:.1f} s -> "
+                  f"{(CHAPTERS / src.name).relative_to(REPO)}", flush=True)
+        times["total"] = round(time.perf_counter() - total, 1)
+        log = REPO / "_build" / "chapter_times.json"
+        log.parent.mkdir(exist_ok=True)
+        log.write_text(json.dumps({"profile": args.profile, "seconds": times}, indent=2) + "\n")
+        width = max(len(k) for k in times)
+        print("\nchapter execution times:")
+        for name, seconds in times.items():
+            print(f"  {name:<{width}}  {seconds:8.1f} s")
+
+    if not args.no_html:
+        missing = [p.name for p in source_notebooks() if not (CHAPTERS / p.name).exists()]
+        if missing:
+            raise SystemExit(f"no executed chapter for {', '.join(missing)} in {CHAPTERS}: "
+                             "run with --execute first")
+        start = time.perf_counter()
+        try:
+            index = build_html(args.path_output, fresh=not args.incremental)
+        except subprocess.CalledProcessError as err:
+            raise SystemExit(f"jupyter-book build failed (exit {err.returncode}); "
+                             "warnings count as errors") from None
+        print(f"\nHTML built in {time.perf_counter() - start:.0f} s: {index}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
