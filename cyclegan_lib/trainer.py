@@ -33,7 +33,8 @@ from torchvision.utils import make_grid, save_image
 
 from .buffer import ImageHistoryBuffer
 from .checkpoint import (CheckpointError, atomic_save, capture_rng, checkpoint_name,
-                         latest_checkpoint, prune_checkpoints, restore_rng, safe_load)
+                         latest_checkpoint, list_checkpoints, prune_checkpoints, restore_rng,
+                         safe_load)
 from .config import ConfigError, TrainConfig
 from .data import EpochPlan, UnpairedData, load_domain, load_unpaired, make_batch
 from .losses import adversarial_loss, cycle_loss, identity_loss
@@ -133,11 +134,12 @@ class Trainer:
         ckpt_dir = self.run_dir / "checkpoints"
         latest = latest_checkpoint(ckpt_dir)
         self.resume_from = None
+        self.damaged: list[str] = []  # unreadable checkpoints passed over on resume (logged)
         if latest is not None:
             if not resume:
                 raise TrainingError(f"{self.run_dir} already holds checkpoints: pass --resume to "
                                     f"continue it, or choose another --out")
-            saved = load_checkpoint_config(latest)
+            latest, saved = self._newest_readable(ckpt_dir)
             # Bookkeeping may change on resume; the experiment and its scale may not.
             mutable = {"max_steps", "device", "log_every", "sample_every", "save_every",
                        "keep_checkpoints", "threads", "compile"}
@@ -185,6 +187,23 @@ class Trainer:
             self._load(self.resume_from)
 
     # -- set-up helpers ----------------------------------------------------------------
+    def _newest_readable(self, ckpt_dir: Path) -> tuple[Path, dict]:
+        """The newest checkpoint that loads, and its config.
+
+        A damaged newest file (a copy cut short, a sync client's half upload) is moved
+        aside to ``*.damaged`` and the one before it is used, so a run is never stuck.
+        """
+        for _, path in reversed(list_checkpoints(ckpt_dir)):
+            try:
+                return path, load_checkpoint_config(path)
+            except CheckpointError as exc:
+                self.damaged.append(f"{path.name} ({exc})")
+                if self.is_main:
+                    with contextlib.suppress(OSError):
+                        path.rename(path.with_name(path.name + ".damaged"))
+        raise TrainingError(f"cannot resume {self.run_dir}: no readable checkpoint in {ckpt_dir} "
+                            f"({self.damaged[0]})")
+
     def _wrap(self) -> tuple[nn.Module, nn.Module, nn.Module, nn.Module]:
         """The modules the step calls; subclasses (DDP, compile) wrap them here."""
         nets = [self.nets.G_AB, self.nets.G_BA, self.nets.D_A, self.nets.D_B]
@@ -284,8 +303,10 @@ class Trainer:
         if bad.any():
             r, c = (int(i) for i in bad.nonzero()[0])
             step = self.step - len(rows) + r + 1
+            kept = latest_checkpoint(self.run_dir / "checkpoints")
             raise TrainingError(f"non-finite loss {LOSS_NAMES[c]}={rows[r, c].item()} at step "
-                                f"{step}; stopped, the last good checkpoint is kept")
+                                f"{step}; stopped, " + (f"the last good checkpoint {kept.name} is kept"
+                                                        if kept else "no checkpoint was written yet"))
         self.history = torch.cat([self.history, rows])
 
     def _reduce_losses(self, rows: torch.Tensor) -> torch.Tensor:
@@ -314,6 +335,8 @@ class Trainer:
             self.log(rep.summary())
             for name, why in rep.skipped:
                 self.log(f"  skipped {name}: {why}")
+        for note in self.damaged:
+            self.log(f"skipped damaged checkpoint {note}")
         if self.resume_from is not None:
             self.log(f"resuming from {self.resume_from.name} at step {self.step}")
         self.log(f"training {cfg.preset}/{cfg.profile} on {self.device}: {self.end_step} steps "
@@ -356,6 +379,9 @@ class Trainer:
                         self.save_checkpoint()
                     if last:
                         break
+        except TrainingError as exc:
+            self.log(f"stopped: {exc}")  # the reason stays in the run directory too
+            raise
         finally:
             if bar is not None:
                 bar.close()
