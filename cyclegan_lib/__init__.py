@@ -5,7 +5,19 @@ The flow: ``config`` (preset x profile) -> ``data`` (decoded-once tensors) ->
 ``viz`` / ``widgets`` -> chapters.
 """
 from .config import PRESETS, PROFILES, ConfigError, TrainConfig, make_config
-from .models import PatchDiscriminator, ResnetGenerator, count_parameters
+
+_LAZY = {"PatchDiscriminator", "ResnetGenerator", "count_parameters"}
+
+
+def __getattr__(name: str):
+    """The networks are imported on first use, so ``import cyclegan_lib.cli`` stays free of
+    torch and a mistyped command fails at once."""
+    if name in _LAZY:
+        from . import models
+
+        return getattr(models, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __version__ = "0.1.0"
 __all__ = ["PRESETS", "PROFILES", "ConfigError", "TrainConfig", "make_config",

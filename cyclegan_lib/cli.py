@@ -100,17 +100,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
-    from .config import make_config
-    from .data import default_data_dir
-    from .distributed import launcher_env, main_train
-    from .trainer import train
-
-    env = launcher_env()  # under torchrun: this process's rank (WORLD_SIZE alone is an error)
-
-    from .config import parse_override
-
     import dataclasses
 
+    from .config import make_config, parse_override
+
+    # Options are checked before torch is even imported: a typo fails in a fraction of a second.
     overrides = dict(parse_override(text) for text in args.set)
     flags = dict(seed=args.seed, max_steps=args.max_steps, save_every=args.save_every,
                  keep_checkpoints=args.keep, device=args.device, threads=args.threads)
@@ -120,8 +114,11 @@ def _cmd_train(args: argparse.Namespace) -> int:
     cleared = {k: None for k, v in overrides.items() if v is None}
     if cleared:
         cfg = dataclasses.replace(cfg, **cleared).validate()
-    from .data import DataError
-    from .trainer import resolve_device
+    from .data import DataError, default_data_dir
+    from .distributed import launcher_env, main_train
+    from .trainer import resolve_device, train
+
+    env = launcher_env()  # under torchrun: this process's rank (WORLD_SIZE alone is an error)
 
     resolve_device(cfg.device)  # fail on a bad device before loading any data
     data = Path(args.data) if args.data else default_data_dir()
@@ -174,6 +171,21 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _user_errors() -> tuple[type[BaseException], ...]:
+    """The exception types that mean a user mistake, shown as one line.
+
+    Taken from the modules already imported (evaluated when an exception is being
+    matched): a module that was never imported cannot have raised its error, and
+    importing torch just to name an exception would make every typo slow.
+    """
+    names = {"config": "ConfigError", "data": "DataError", "checkpoint": "CheckpointError",
+             "trainer": "TrainingError"}
+    found = [getattr(sys.modules[f"{__package__}.{m}"], n) for m, n in names.items()
+             if f"{__package__}.{m}" in sys.modules]
+    # OSError: a missing input, a full disk or a read-only --out; the message names the path.
+    return (*found, OSError)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``cyclegan-anime`` console script."""
     args = build_parser().parse_args(argv)
@@ -182,16 +194,10 @@ def main(argv: list[str] | None = None) -> int:
 
         print(describe_presets())
         return 0
-    from .checkpoint import CheckpointError
-    from .config import ConfigError
-    from .data import DataError
-    from .trainer import TrainingError
-
     handlers = {"train": _cmd_train, "translate": _cmd_translate, "evaluate": _cmd_evaluate}
     try:
         return handlers[args.command](args)
-    except (ConfigError, DataError, CheckpointError, TrainingError, OSError) as exc:
-        # OSError: a missing input, a full disk or a read-only --out; the message names the path.
+    except _user_errors() as exc:
         if not _quiet_rank():  # under torchrun rank 0 alone reports a mistake every rank makes
             print(f"cyclegan-anime {args.command}: error: {exc}", file=sys.stderr)
         return 2
