@@ -1,0 +1,535 @@
+"""Figures for the book: image grids, training samples, loss curves, comparisons.
+
+Every figure a chapter shows comes from a function here, so all chapters share
+one look and the figures can be tested.  Images are ``[N, 3, H, W]`` tensors in
+[-1, 1] (the networks' range) or PIL images; grids are built with
+:func:`torchvision.utils.make_grid` and drawn with matplotlib without
+interpolation, so a 64-pixel output is shown as the 64 pixels it is.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import TYPE_CHECKING, Mapping, Sequence
+
+import numpy as np
+import torch
+from PIL import Image
+from torchvision.utils import make_grid
+
+if TYPE_CHECKING:  # pragma: no cover
+    from matplotlib.figure import Figure
+
+__all__ = [
+    "SAMPLE_ROWS", "to_unit", "as_batch", "grid_image", "show_grid", "sample_steps",
+    "load_sample_grid", "sample_cells", "sample_grid_from_run", "sample_timeline",
+    "test_images", "generator_for", "generate", "translate_examples", "smooth",
+    "plot_losses", "plot_value_histograms", "transform_steps", "face_inputs",
+    "FaceTranslations", "translate_faces", "face_comparison", "plot_bars", "save_figure",
+]
+
+#: What the rows of the trainer's ``samples/step_*.png`` grids show, top to bottom.
+SAMPLE_ROWS = ("real A (human)", "G_AB(A): anime", "G_BA(G_AB(A)): back",
+               "real B (anime)", "G_BA(B): human", "G_AB(G_BA(B)): back")
+
+
+# -- conversions ---------------------------------------------------------------------------
+
+def to_unit(images: torch.Tensor) -> torch.Tensor:
+    """[-1, 1] network images to [0, 1] for display (values outside are clipped)."""
+    return ((images.detach().float().cpu() + 1) / 2).clamp(0, 1)
+
+
+def _pil_to_unit(image: Image.Image, size: int | None) -> torch.Tensor:
+    image = image.convert("RGB")
+    if size is not None and image.size != (size, size):
+        image = image.resize((size, size), Image.BICUBIC)
+    return torch.from_numpy(np.asarray(image, dtype=np.float32) / 255.0).permute(2, 0, 1)
+
+
+def as_batch(images: "torch.Tensor | Sequence[torch.Tensor | Image.Image]",
+             size: int | None = None, value_range: tuple[float, float] = (-1, 1)
+             ) -> torch.Tensor:
+    """Any mix of PIL images and [-1, 1] tensors as one ``[N, 3, S, S]`` tensor in [0, 1].
+
+    Images of different sizes are resized to ``size`` (default: the largest),
+    bicubic for photos and nearest for network outputs, so small outputs keep
+    their real pixels.
+    """
+    if isinstance(images, torch.Tensor):
+        items: list = list(images) if images.dim() == 4 else [images]
+    else:
+        items = list(images)
+    if not items:
+        raise ValueError("no images to show")
+    lo, hi = value_range
+    sides = [it.size[0] if isinstance(it, Image.Image) else it.shape[-1] for it in items]
+    size = size or max(sides)
+    out = []
+    for it in items:
+        if isinstance(it, Image.Image):
+            out.append(_pil_to_unit(it, size))
+            continue
+        t = ((it.detach().float().cpu() - lo) / (hi - lo)).clamp(0, 1)
+        if t.dim() == 4:
+            t = t[0]
+        if t.shape[0] == 1:
+            t = t.expand(3, -1, -1)
+        if t.shape[-1] != size or t.shape[-2] != size:
+            t = torch.nn.functional.interpolate(t[None], size=(size, size), mode="nearest")[0]
+        out.append(t)
+    return torch.stack(out)
+
+
+def grid_image(images: "torch.Tensor | Sequence[torch.Tensor | Image.Image]", nrow: int = 8,
+               padding: int = 2, size: int | None = None) -> Image.Image:
+    """A ``make_grid`` of the images as a PIL image (white padding), e.g. for PNG widgets."""
+    grid = make_grid(as_batch(images, size), nrow=nrow, padding=padding, pad_value=1.0)
+    arr = (grid.permute(1, 2, 0).numpy() * 255 + 0.5).astype(np.uint8)
+    return Image.fromarray(arr)
+
+
+def show_grid(images: "torch.Tensor | Sequence[torch.Tensor | Image.Image]", nrow: int = 8,
+              titles: Sequence[str] | None = None, row_titles: Sequence[str] | None = None,
+              title: str | None = None, size: int | None = None, cell_inches: float = 1.2,
+              ) -> "Figure":
+    """Show images as a grid (``nrow`` per row) with optional column and row titles.
+
+    The grid is one :func:`make_grid` image drawn without interpolation; the
+    titles are placed at the cell centres, so the figure stays one image
+    (light in the HTML page) and labels line up with the cells.
+    """
+    import matplotlib.pyplot as plt
+
+    batch = as_batch(images, size)
+    n, _, h, w = batch.shape
+    padding = 2
+    ncols = min(nrow, n)
+    nrows = math.ceil(n / nrow)
+    grid = make_grid(batch, nrow=nrow, padding=padding, pad_value=1.0)
+    left = 1.4 if row_titles else 0.1
+    top = 0.35 if titles else 0.05
+    top += 0.3 if title else 0.0
+    fig_w = ncols * cell_inches + left + 0.1
+    fig_h = nrows * cell_inches * h / w + top + 0.1
+    fig = plt.figure(figsize=(fig_w, fig_h))
+    ax = fig.add_axes((left / fig_w, 0.1 / fig_h, ncols * cell_inches / fig_w,
+                       nrows * cell_inches * h / w / fig_h))
+    ax.imshow(grid.permute(1, 2, 0).numpy(), interpolation="nearest")
+    ax.set_axis_off()
+    if titles:
+        for j, text in enumerate(titles[:ncols]):
+            ax.text(padding + j * (w + padding) + w / 2, -2, text, ha="center", va="bottom",
+                    fontsize=9, wrap=True)
+    if row_titles:
+        for i, text in enumerate(row_titles[:nrows]):
+            ax.text(-4, padding + i * (h + padding) + h / 2, text, ha="right", va="center",
+                    fontsize=9)
+    if title:
+        fig.suptitle(title, y=1 - 0.05 / fig_h, va="top", fontsize=11)
+    return fig
+
+
+def save_figure(fig: "Figure", path: str | Path) -> Path:
+    """Save a figure as PNG (tight bounding box) and return the path."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, bbox_inches="tight")
+    return path
+
+
+# -- the trainer's sample grids --------------------------------------------------------------
+
+def sample_steps(run_dir: str | Path) -> list[int]:
+    """The steps at which the trainer saved a sample grid, in order."""
+    folder = Path(run_dir) / "samples"
+    if not folder.is_dir():
+        return []
+    return sorted(int(p.stem.split("_")[1]) for p in folder.glob("step_*.png"))
+
+
+def load_sample_grid(run_dir: str | Path, step: int | None = None) -> tuple[Image.Image, int]:
+    """The sample grid saved at ``step`` (default: the last) and that step."""
+    steps = sample_steps(run_dir)
+    if not steps:
+        raise FileNotFoundError(f"no sample grids in {Path(run_dir) / 'samples'}")
+    step = steps[-1] if step is None else step
+    path = Path(run_dir) / "samples" / f"step_{step:08d}.png"
+    if not path.is_file():
+        raise FileNotFoundError(f"no sample grid for step {step} ({path})")
+    return Image.open(path).convert("RGB"), step
+
+
+def _image_size(run_dir: str | Path) -> int:
+    import json
+
+    return int(json.loads((Path(run_dir) / "config.json").read_text())["image_size"])
+
+
+def sample_cells(run_dir: str | Path, step: int | None = None) -> torch.Tensor:
+    """The cells of a sample grid as ``[6, columns, 3, S, S]`` in [-1, 1] (rows: SAMPLE_ROWS).
+
+    The trainer writes the grid with ``make_grid(padding=2)``; the cell size
+    is the run's ``image_size`` from ``config.json``.
+    """
+    grid, _ = load_sample_grid(run_dir, step)
+    size = _image_size(run_dir)
+    arr = torch.from_numpy(np.asarray(grid, dtype=np.float32) / 127.5 - 1.0).permute(2, 0, 1)
+    pad = 2
+    ncols = (arr.shape[-1] - pad) // (size + pad)
+    nrows = (arr.shape[-2] - pad) // (size + pad)
+    cells = torch.empty(nrows, ncols, 3, size, size)
+    for i in range(nrows):
+        for j in range(ncols):
+            y, x = pad + i * (size + pad), pad + j * (size + pad)
+            cells[i, j] = arr[:, y:y + size, x:x + size]
+    return cells
+
+
+def sample_grid_from_run(run_dir: str | Path, step: int | None = None, title: str | None = None,
+                         cell_inches: float = 1.0) -> "Figure":
+    """The trainer's sample grid at ``step`` (default: last), with its rows labelled.
+
+    Columns are four fixed test images; rows follow :data:`SAMPLE_ROWS`: a
+    human photo, its anime translation and its reconstruction, then the same
+    for an anime face.  A good model makes row 2 look anime and row 3 look
+    like row 1.
+    """
+    cells = sample_cells(run_dir, step)
+    _, used = load_sample_grid(run_dir, step)
+    rows, cols = cells.shape[:2]
+    fig = show_grid(cells.reshape(-1, *cells.shape[2:]), nrow=cols,
+                    row_titles=list(SAMPLE_ROWS[:rows]), size=cells.shape[-1],
+                    title=title or f"{Path(run_dir).name}: samples at step {used}",
+                    cell_inches=cell_inches)
+    return fig
+
+
+def sample_timeline(run_dir: str | Path, row: int = 1, max_steps: int = 6,
+                    title: str | None = None, cell_inches: float = 1.0) -> "Figure":
+    """One row of the sample grids (default: G_AB(A)) at several steps, top to bottom.
+
+    Shows how a translation develops during training: collapse to one
+    colour, oscillation, or steady progress are easy to tell apart here.
+    """
+    steps = sample_steps(run_dir)
+    if not steps:
+        raise FileNotFoundError(f"no sample grids in {run_dir}")
+    if len(steps) > max_steps:
+        picks = np.linspace(0, len(steps) - 1, max_steps).round().astype(int)
+        steps = [steps[i] for i in sorted(set(picks.tolist()))]
+    strips = [sample_cells(run_dir, s)[row] for s in steps]
+    cols = strips[0].shape[0]
+    return show_grid(torch.cat(strips), nrow=cols, row_titles=[f"step {s}" for s in steps],
+                     size=strips[0].shape[-1], cell_inches=cell_inches,
+                     title=title or f"{Path(run_dir).name}: {SAMPLE_ROWS[row]} during training")
+
+
+# -- translating test images -----------------------------------------------------------------
+
+def test_images(data_dir: str | Path, domain: str = "A", n: int = 6, size: int = 64,
+                split: str = "test") -> torch.Tensor:
+    """The first ``n`` images of ``data_dir/{split}{domain}`` at ``size`` px, in [-1, 1].
+
+    Same decoding and bicubic resize as training (:func:`cyclegan_lib.data.load_domain`).
+    """
+    from .data import load_domain
+
+    dom = load_domain(Path(data_dir) / f"{split}{domain}", size, min_size=min(size, 32),
+                      max_images=n)
+    return dom.images.float().div(127.5).sub(1.0)
+
+
+@lru_cache(maxsize=16)
+def _cached_generator(path: str, mtime: int, direction: str, device: str) -> torch.nn.Module:
+    from .trainer import load_generator
+
+    return load_generator(path, direction, device)
+
+
+def generator_for(run_dir: str | Path, direction: str = "AtoB", device: str = "cpu"
+                  ) -> torch.nn.Module:
+    """The run's newest generator (cached per checkpoint file, so figures reuse it)."""
+    from .trainer import _checkpoint_path
+
+    path = _checkpoint_path(run_dir)
+    return _cached_generator(str(path), path.stat().st_mtime_ns, direction, device)
+
+
+@torch.no_grad()
+def generate(run_dir: str | Path, images: torch.Tensor, direction: str = "AtoB",
+             device: str = "cpu") -> torch.Tensor:
+    """Translate a [-1, 1] batch with a run's generator; returns [-1, 1] on the CPU.
+
+    The input is resized (bilinear) to the run's ``image_size`` when it
+    differs, so runs of one profile can be compared on the same tensors.
+    """
+    net = generator_for(run_dir, direction, device)
+    size = _image_size(run_dir)
+    x = images.to(device)
+    if x.shape[-1] != size:
+        x = torch.nn.functional.interpolate(x, size=(size, size), mode="bilinear",
+                                            align_corners=False, antialias=True)
+    return net(x).float().cpu()
+
+
+def translate_examples(runs: Mapping[str, str | Path], data_dir: str | Path, n: int = 6,
+                       direction: str = "AtoB", device: str = "cpu", title: str | None = None,
+                       cell_inches: float = 1.1) -> "Figure":
+    """Test images (top row) and each run's translation of them (one row per run).
+
+    The same inputs for every run, at the runs' image size, so rows can be
+    compared cell by cell.
+    """
+    size = _image_size(next(iter(runs.values())))
+    dom = "A" if direction == "AtoB" else "B"
+    x = test_images(data_dir, dom, n, size)
+    rows = [x] + [generate(r, x, direction, device) for r in runs.values()]
+    names = ["input (test" + dom + ")"] + list(runs)
+    return show_grid(torch.cat(rows), nrow=len(x), row_titles=names, size=size,
+                     cell_inches=cell_inches,
+                     title=title or ("human -> anime" if direction == "AtoB"
+                                     else "anime -> human") + " on test images")
+
+
+# -- losses --------------------------------------------------------------------------------
+
+def smooth(values: Sequence[float], window: int) -> np.ndarray:
+    """Trailing moving average (``window`` steps; shorter at the start), for noisy GAN losses."""
+    v = np.asarray(values, dtype=float)
+    if window <= 1 or len(v) == 0:
+        return v
+    c = np.cumsum(np.insert(v, 0, 0.0))
+    idx = np.arange(1, len(v) + 1)
+    lo = np.maximum(0, idx - window)
+    return (c[idx] - c[lo]) / (idx - lo)
+
+
+LOSS_PANELS = (
+    ("generators: adversarial", ("G_AB", "G_BA")),
+    ("discriminators", ("D_A", "D_B")),
+    ("cycle consistency (x lambda)", ("cycle_A", "cycle_B")),
+    ("identity (x lambda x 0.5)", ("idt_A", "idt_B")),
+)
+
+
+def plot_losses(runs: Mapping[str, str | Path], smooth_window: int | None = None,
+                panels: Sequence[tuple[str, Sequence[str]]] = LOSS_PANELS,
+                title: str | None = None) -> "Figure":
+    """Loss curves of one or more runs from their ``history.csv``, one panel per loss group.
+
+    Each run has its colour; direction A is a solid line, B dashed.  Curves are
+    smoothed with a trailing mean over ``smooth_window`` steps (default: 2% of
+    the run, at least 1) and the raw values are drawn faintly behind, so
+    spikes stay visible.  Note that NLL and LSGAN losses have different
+    scales: compare shapes across those runs, not heights.
+    """
+    import matplotlib.pyplot as plt
+
+    from .trainer import read_history
+
+    cols = 2
+    rows = math.ceil(len(panels) / cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(10, 3.0 * rows), squeeze=False)
+    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    for k, (label, run_dir) in enumerate(runs.items()):
+        hist = read_history(run_dir)
+        steps = np.asarray(hist.get("step", []))
+        if len(steps) == 0:
+            continue
+        window = smooth_window or max(1, len(steps) // 50)
+        for ax, (name, keys) in zip(axes.flat, panels):
+            for key, style in zip(keys, ("-", "--")):
+                if key not in hist:
+                    continue
+                color = colors[k % len(colors)]
+                ax.plot(steps, hist[key], color=color, alpha=0.15, lw=0.6)
+                ax.plot(steps, smooth(hist[key], window), style, color=color, lw=1.4,
+                        label=f"{label}: {key}")
+            ax.set_title(name)
+            ax.set_xlabel("step")
+    for ax in axes.flat[len(panels):]:
+        ax.set_axis_off()
+    for ax in axes.flat[:len(panels)]:
+        ax.legend(fontsize=8)
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def plot_value_histograms(images: Mapping[str, torch.Tensor], bins: int = 51,
+                          title: str | None = None) -> "Figure":
+    """Histograms of pixel values (all channels) of [-1, 1] image batches, overlaid.
+
+    Shows at a glance whether a generator can produce the full range of the
+    data: the naive generator's ReLU output stops at 0 (mid-grey).
+    """
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 3))
+    edges = np.linspace(-1, 1, bins + 1)
+    for label, x in images.items():
+        values = x.detach().float().cpu().clamp(-1, 1).flatten().numpy()
+        ax.hist(values, bins=edges, histtype="step", density=True, lw=1.5, label=label)
+    ax.axvline(0, color="grey", lw=0.8, ls=":")
+    ax.set_xlabel("pixel value (network scale: -1 black, 0 mid-grey, 1 white)")
+    ax.set_ylabel("density")
+    ax.legend(fontsize=8)
+    if title:
+        ax.set_title(title)
+    fig.tight_layout()
+    return fig
+
+
+# -- data transforms -----------------------------------------------------------------------
+
+def transform_steps(image_path: str | Path, load_size: int, crop_size: int, seed: int = 0,
+                    flip: bool | None = None) -> "Figure":
+    """The training transforms on one image, step by step, as the trainer applies them.
+
+    Original file -> bicubic resize to ``load_size`` (done once, cached) ->
+    random ``crop_size`` crop -> random horizontal flip -> scale to [-1, 1].
+    Crop offset and flip are drawn by :class:`cyclegan_lib.data.EpochPlan`
+    with ``seed`` (``flip`` forces the flip so the step is visible).  The last
+    panel is the histogram of the normalised values.
+    """
+    import matplotlib.patches as patches
+    import matplotlib.pyplot as plt
+
+    from .data import EpochPlan, open_rgb, to_uint8
+
+    original, _ = open_rgb(image_path)
+    resized = original.resize((load_size, load_size), Image.BICUBIC)
+    plan = EpochPlan.draw(1, 1, 1, load_size, crop_size, seed, 0)
+    y, x = plan.crop_a[0].tolist()
+    do_flip = bool(plan.flip_a[0]) if flip is None else flip
+    u8 = to_uint8(resized)
+    crop = u8[:, y:y + crop_size, x:x + crop_size]
+    flipped = crop.flip(-1) if do_flip else crop
+    normed = flipped.float().div(127.5).sub(1.0)
+
+    fig, axes = plt.subplots(1, 5, figsize=(13, 2.9),
+                             gridspec_kw={"width_ratios": [1, 1, 1, 1, 1.3]})
+    axes[0].imshow(original)
+    axes[0].set_title(f"1. file: {original.width}x{original.height}")
+    axes[1].imshow(resized, interpolation="nearest")
+    axes[1].add_patch(patches.Rectangle((x - 0.5, y - 0.5), crop_size, crop_size, fill=False,
+                                        ec="red", lw=1.5))
+    axes[1].set_title(f"2. resize to {load_size} (crop box)")
+    axes[2].imshow(crop.permute(1, 2, 0).numpy(), interpolation="nearest")
+    axes[2].set_title(f"3. crop {crop_size} at ({x},{y})")
+    axes[3].imshow(flipped.permute(1, 2, 0).numpy(), interpolation="nearest")
+    axes[3].set_title("4. flipped" if do_flip else "4. not flipped (p=1/2)")
+    for ax in axes[:4]:
+        ax.set_axis_off()
+    for c, color in enumerate(("red", "green", "blue")):
+        axes[4].hist(normed[c].flatten().numpy(), bins=np.linspace(-1, 1, 33), histtype="step",
+                     color=color, lw=1.2)
+    axes[4].set_title("5. values scaled to [-1, 1]")
+    axes[4].set_xlabel("value")
+    fig.tight_layout()
+    return fig
+
+
+# -- photos: qualitative comparisons ---------------------------------------------------------
+
+@lru_cache(maxsize=256)
+def _face_input(path: str, mtime: int) -> tuple[Image.Image, bool]:
+    from .translate import face_crop_or_square, open_photo
+
+    crop, found = face_crop_or_square(open_photo(path), fallback=True)
+    assert crop is not None  # fallback=True always returns an image
+    return crop, found
+
+
+def face_inputs(photos: Sequence[str | Path]) -> list[tuple[Image.Image, bool]]:
+    """Each photo's network input and whether a face was found, as the CLI computes them.
+
+    Uses :func:`cyclegan_lib.translate.open_photo` (EXIF rotation) and
+    :func:`cyclegan_lib.translate.face_crop_or_square` (largest OpenCV face,
+    square crop framed like the training selfies; the centre square when no
+    face is found), i.e. exactly ``cyclegan-anime translate --crop-face``.
+    Results are cached per file, so several figures of one photo detect once.
+    """
+    return [_face_input(str(Path(p).resolve()), Path(p).stat().st_mtime_ns) for p in photos]
+
+
+@dataclass
+class FaceTranslations:
+    """Photos, their network inputs, whether a face was found, and each run's outputs."""
+
+    photos: list[Path]
+    inputs: list[Image.Image]
+    found: list[bool]
+    outputs: dict[str, list[Image.Image]]
+    size: int
+
+
+def translate_faces(photos: Sequence[str | Path], runs: Mapping[str, str | Path],
+                    device: str = "cpu") -> FaceTranslations:
+    """Face-crop every photo and translate it (human -> anime) with every run.
+
+    Each output is :func:`cyclegan_lib.translate.translate_image` of the crop
+    at the run's image size: what the command line would write.
+    """
+    from .translate import translate_image
+
+    size = _image_size(next(iter(runs.values())))
+    pairs = face_inputs(photos)
+    crops = [c for c, _ in pairs]
+    outputs = {label: [translate_image(generator_for(r, "AtoB", device), c, _image_size(r),
+                                       device) for c in crops]
+               for label, r in runs.items()}
+    return FaceTranslations([Path(p) for p in photos], crops, [f for _, f in pairs], outputs,
+                            size)
+
+
+def face_comparison(faces: FaceTranslations, title: str | None = None,
+                    labels: Sequence[str] | None = None, photos_per_row: int = 1,
+                    cell_inches: float = 1.1) -> "Figure":
+    """Face crops (as the network sees them), each followed by every run's output.
+
+    One photo per figure row, or ``photos_per_row`` photos side by side (the
+    consistency test puts a person's two photos in one row).  The crop is
+    shown resized to the network's input size (bicubic, like the translate
+    command), so inputs and outputs have the same resolution.  Photos whose
+    face the detector missed are marked "no face found: centre crop".
+    """
+    size = faces.size
+    runs = list(faces.outputs)
+    cells: list[Image.Image] = []
+    row_titles, row = [], []
+    for k, (path, crop, found) in enumerate(zip(faces.photos, faces.inputs, faces.found)):
+        cells.append(crop.resize((size, size), Image.BICUBIC))
+        cells += [faces.outputs[r][k] for r in runs]
+        name = labels[k] if labels else path.stem
+        row.append(name if found else f"{name} (no face found: centre crop)")
+        if len(row) == photos_per_row or k == len(faces.photos) - 1:
+            row_titles.append("\n".join(row))
+            row = []
+    titles = ["input crop", *runs] * photos_per_row
+    return show_grid(cells, nrow=(1 + len(runs)) * photos_per_row, titles=titles,
+                     row_titles=row_titles, size=size, cell_inches=cell_inches, title=title)
+
+
+def plot_bars(values: Mapping[str, float], xlabel: str, title: str | None = None,
+              fmt: str = "{:,.0f}") -> "Figure":
+    """A small horizontal bar chart with the value written at each bar."""
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 0.45 * len(values) + 0.9))
+    names = list(values)
+    nums = [float(values[k]) for k in names]
+    ax.barh(names, nums, color="#4C72B0")
+    for i, v in enumerate(nums):
+        ax.text(v, i, " " + fmt.format(v), va="center", fontsize=9)
+    ax.invert_yaxis()
+    ax.set_xlabel(xlabel)
+    ax.set_xlim(0, max(nums) * 1.25 if nums and max(nums) > 0 else 1)
+    if title:
+        ax.set_title(title)
+    fig.tight_layout()
+    return fig

@@ -1,0 +1,174 @@
+"""Interactive widgets of the book: the block-count slider and the photo upload.
+
+The slider must also work in the *published* HTML, where no kernel runs.  So it
+does no computing on the slider's move: every model's outputs are rendered to
+PNG bytes once, when the chapter is executed, held in ``ipywidgets.Image``
+widgets inside an ``ipywidgets.Stack``, and the slider's ``index`` is tied to
+the stack's ``selected_index`` with :func:`ipywidgets.jslink`, a link that runs
+in the browser.  When the executed notebook is saved with its widget state
+(papermill/nbclient do this), the book's page holds the images and the link,
+and the slider works on a static page.
+
+The photo upload, in contrast, needs a running kernel (Colab or Jupyter): it
+translates the reader's own photo with a trained generator.
+"""
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+import torch
+from PIL import Image
+
+__all__ = ["png_bytes", "block_slider", "BlockSlider", "PhotoUpload", "photo_upload"]
+
+
+def png_bytes(image: Image.Image) -> bytes:
+    """A PIL image as PNG file bytes (what ``ipywidgets.Image(format="png")`` holds)."""
+    buf = io.BytesIO()
+    image.save(buf, format="PNG", optimize=True)
+    return buf.getvalue()
+
+
+def _caption(run_dir: Path, blocks: int) -> str:
+    info: dict[str, Any] = {}
+    for name in ("config.json", "summary.json"):
+        path = Path(run_dir) / name
+        if path.is_file():
+            info.update(json.loads(path.read_text()))
+    parts = [f"<b>{blocks} residual blocks</b>"]
+    if "params_G" in info:
+        parts.append(f"generator: {info['params_G']:,} parameters")
+    if "train_seconds" in info:
+        parts.append(f"trained {info.get('step', '?')} steps in {info['train_seconds'] / 60:.1f} min"
+                     f" on {info.get('device', '?')}")
+    return " &middot; ".join(parts)
+
+
+class BlockSlider:
+    """The parts of the slider, kept for tests and for live-kernel extensions.
+
+    ``widget`` is what a chapter displays: a caption, the slider and the stack.
+    """
+
+    def __init__(self, widget: Any, slider: Any, stack: Any, link: Any, images: list[Any],
+                 blocks: list[int]) -> None:
+        self.widget, self.slider, self.stack, self.link = widget, slider, stack, link
+        self.images, self.blocks = images, blocks
+
+    def _repr_mimebundle_(self, **kwargs: Any) -> Any:  # display(BlockSlider) shows the widget
+        return self.widget._repr_mimebundle_(**kwargs)
+
+
+def block_slider(run_dirs: Mapping[int, str | Path], images: torch.Tensor,
+                 direction: str = "AtoB", device: str = "cpu", nrow: int | None = None,
+                 start: int | None = None, display_width: int = 640) -> BlockSlider:
+    """A slider over residual-block counts showing each model's translations of ``images``.
+
+    ``run_dirs`` maps a block count to its run directory; ``images`` is a
+    [-1, 1] batch of inputs (e.g. test selfies).  For each model the inputs
+    (top row) and its outputs (bottom row) are rendered to one PNG, captioned
+    with the model's parameter count and training time.  The slider starts
+    at ``start`` (default: the largest block count, the paper's generator).
+
+    Static-HTML friendly by construction: only ``Image``, ``HTML``, ``Stack``,
+    ``SelectionSlider`` and a browser-side ``jslink`` are used.
+    """
+    import ipywidgets as w
+
+    from .viz import generate, grid_image
+
+    blocks = sorted(run_dirs)
+    if not blocks:
+        raise ValueError("block_slider needs at least one run")
+    n = images.shape[0]
+    nrow = nrow or n
+    pages, pngs = [], []
+    for b in blocks:
+        out = generate(run_dirs[b], images, direction, device)
+        size = out.shape[-1]
+        grid = grid_image(torch.cat([images, out]), nrow=nrow, size=size)
+        scale = max(1, display_width // grid.width)
+        if scale > 1:  # crisp upscaling: the page shows the real pixels, just larger
+            grid = grid.resize((grid.width * scale, grid.height * scale), Image.NEAREST)
+        data = png_bytes(grid)
+        pngs.append(data)
+        pages.append(w.VBox([w.HTML(_caption(Path(run_dirs[b]), b)),
+                             w.Image(value=data, format="png",
+                                     layout=w.Layout(max_width="100%", height="auto"))]))
+    stack = w.Stack(pages, selected_index=blocks.index(start) if start in blocks
+                    else len(blocks) - 1)
+    slider = w.SelectionSlider(options=[(str(b), i) for i, b in enumerate(blocks)],
+                               value=stack.selected_index, description="residual blocks",
+                               continuous_update=True,
+                               style={"description_width": "initial"},
+                               layout=w.Layout(width="420px"))
+    link = w.jslink((slider, "index"), (stack, "selected_index"))
+    note = w.HTML("<small>Top row: the input images; bottom row: the selected generator's "
+                  "output. Every model's output was computed when the chapter was executed, "
+                  "so the slider also works on the static page.</small>")
+    box = w.VBox([slider, stack, note])
+    return BlockSlider(box, slider, stack, link, pngs, blocks)
+
+
+class PhotoUpload:
+    """Upload a photo, find the face, translate it with a run's generator, show the result.
+
+    Needs a running kernel (Colab, Jupyter).  :meth:`translate_bytes` does the
+    work and is what tests call; the upload button calls it.
+    """
+
+    def __init__(self, checkpoint: str | Path, device: str = "cpu", size: int | None = None,
+                 display_size: int = 256) -> None:
+        import ipywidgets as w
+
+        self.checkpoint = Path(checkpoint)
+        self.device = device
+        self.size = size
+        self.display_size = display_size
+        self.upload = w.FileUpload(accept="image/*", multiple=False,
+                                   description="your photo")
+        self.status = w.HTML("Upload a photo with a face (needs a running kernel: Colab or "
+                             "Jupyter; on the static page this button does nothing).")
+        self.result = w.Image(format="png")
+        self.upload.observe(self._on_upload, names="value")
+        self.widget = w.VBox([self.upload, self.status, self.result])
+
+    def _repr_mimebundle_(self, **kwargs: Any) -> Any:
+        return self.widget._repr_mimebundle_(**kwargs)
+
+    def translate_bytes(self, data: bytes, name: str = "photo") -> tuple[Image.Image, str]:
+        """Translate one uploaded file: returns the side-by-side image and a status line.
+
+        Uses :func:`cyclegan_lib.translate.translate_upload`: the same face crop
+        and translation as ``cyclegan-anime translate --crop-face``.
+        """
+        from .translate import side_by_side, translate_upload
+
+        crop, anime, found = translate_upload(self.checkpoint, data, size=self.size,
+                                              device=self.device)
+        note = f"{name}: " + ("face found" if found else "no face found, used the centre square")
+        return side_by_side(crop, anime, self.display_size), note
+
+    def _on_upload(self, change: dict) -> None:
+        files = change.get("new") or ()
+        if not files:
+            return
+        item = files[0] if isinstance(files, (list, tuple)) else next(iter(files.values()))
+        content = item["content"]
+        data = content.tobytes() if hasattr(content, "tobytes") else bytes(content)
+        try:
+            pair, note = self.translate_bytes(data, item.get("name", "photo"))
+        except Exception as exc:  # noqa: BLE001 - show any failure to the reader
+            self.status.value = f"could not translate: {exc}"
+            return
+        self.result.value = png_bytes(pair)
+        self.status.value = note
+
+
+def photo_upload(checkpoint: str | Path, device: str = "cpu", size: int | None = None
+                 ) -> PhotoUpload:
+    """The "try your own photo" widget for a run directory or checkpoint file."""
+    return PhotoUpload(checkpoint, device=device, size=size)

@@ -1,0 +1,895 @@
+#!/usr/bin/env python3
+"""Write the seven chapter sources ``notebooks/NN_*.ipynb`` (outputs stripped).
+
+The notebooks are the source of truth that readers open and edit; this script
+only keeps their common parts (title, Colab cell, parameters cell, set-up)
+identical across chapters when the chapters are regenerated:
+
+    python scripts/make_notebooks.py            # write all seven
+    python scripts/make_notebooks.py --check    # exit 1 if a notebook differs from this script
+
+Every chapter follows the book contract (``book/CONTRACT.md``): a title cell,
+a Colab cell (a no-op outside Colab), a ``parameters`` cell with exactly
+``profile``, ``data_dir``, ``runs_dir``, ``seed``, ``device``, then
+``ctx = chapter_setup(...)``.  All logic lives in ``cyclegan_lib``; the cells
+here are prose, a few calls, and figures.
+"""
+from __future__ import annotations
+
+import argparse
+import re
+import sys
+from pathlib import Path
+
+import nbformat
+from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
+
+REPO = Path(__file__).resolve().parents[1]
+OUT = REPO / "notebooks"
+
+
+def repository_url() -> str:
+    """``repository.url`` of ``_config.yml`` (the one place the URL is written)."""
+    text = (REPO / "_config.yml").read_text()
+    match = re.search(r"^repository:\s*\n(?:\s+.*\n)*?\s+url:\s*(\S+)", text, re.M)
+    if not match:
+        raise SystemExit("_config.yml has no repository.url")
+    return match.group(1)
+
+
+def md(text: str) -> nbformat.NotebookNode:
+    return new_markdown_cell(text.strip("\n"))
+
+
+def code(text: str, tags: list[str] | None = None) -> nbformat.NotebookNode:
+    cell = new_code_cell(text.strip("\n"))
+    if tags:
+        cell.metadata["tags"] = tags
+    return cell
+
+
+def header(title: str, intro: str) -> list[nbformat.NotebookNode]:
+    """Title, Colab install cell, parameters, set-up: the same four cells in every chapter."""
+    url = repository_url()
+    return [
+        md(f"# {title}\n\n{intro.strip()}"),
+        code(f'''
+# On Google Colab: install the library and fetch what it needs. Does nothing elsewhere.
+import sys
+if "google.colab" in sys.modules:
+    %pip install -q "cyclegan-lib[book] @ git+{url}"
+    from cyclegan_lib.book import colab_setup
+    colab_setup()
+'''),
+        code('''
+profile = "cpu"
+data_dir = None
+runs_dir = None
+seed = 0
+device = "auto"
+''', tags=["parameters"]),
+        code('''
+from cyclegan_lib import book, viz
+from cyclegan_lib.book import chapter_setup
+
+ctx = chapter_setup(profile=profile, data_dir=data_dir, runs_dir=runs_dir, seed=seed, device=device)
+'''),
+    ]
+
+
+SETUP_NOTE = md('''
+The parameters cell above is what [papermill](https://papermill.readthedocs.io) replaces
+when the book is built; the line printed by `chapter_setup` says which profile, data and
+runs this copy of the chapter was executed with. The published book uses the `cpu`
+profile; the continuous-integration tests run every chapter at the `smoke` profile, where
+the models train for a few steps only and the figures show nothing but that the code runs.
+''')
+
+
+# -- 1. data --------------------------------------------------------------------------------
+
+def chapter_data() -> list:
+    return header("The data: selfies and anime faces", '''
+CycleGAN learns to translate between two *unpaired* sets of images: domain A, photos of
+human faces, and domain B, anime faces. Nobody drew an anime version of any of the photos;
+the model only ever sees the two piles. This chapter looks at the two piles the book trains
+on, at what the loader does to every image before a network sees it, and at how this data
+differs from the paper's.
+''') + [SETUP_NOTE, md('''
+## The paper's data and ours
+
+The paper (Bernstein & Petri) collected its own two sets, which are not available. This book
+uses **selfie2anime**, the benchmark introduced with U-GAT-IT (Kim et al., 2020), which is
+the standard dataset for exactly this task:
+
+| | the paper | this book (selfie2anime) |
+|---|---|---|
+| human faces (A) | 1,081 real faces, 600x600 px, women and men, from a public face-detection dataset | 3,400 training + 100 test selfies, 256x256 px, **all women** |
+| anime faces (B) | 22,805 anime faces of 82-220 px, cropped with an anime-face detector | 3,400 training + 100 test anime faces, 256x256 px |
+| ratio A : B | about 1 : 21 | 1 : 1 |
+
+What these differences may change:
+
+* **Gender.** Every training selfie shows a woman. A generator trained on them has never seen
+  a beard or a typically male face, so chapter 6 tests exactly that (facial hair, men's
+  faces). The paper's human set had both genders. The folder `faces/pool/` beside the data
+  holds 326 everyday faces of women and men, for readers who want to build a mixed-gender
+  domain A.
+* **Framing.** Selfies are close-up, centred and often tilted, like the anime crops; photos
+  from a face-detection dataset are framed less uniformly. Expect selfie2anime to be the
+  easier task.
+* **Resolution.** The paper's anime faces were small (82-220 px) and had to be upscaled to
+  the 256 px the networks take; selfie2anime's are 256 px already.
+* **Epoch length.** An epoch of the official code is as long as the larger domain: 22,805
+  iterations in the paper, 3,400 here. Epoch counts of the two are therefore not comparable;
+  iteration counts are.
+'''), md('''
+## What is on disk
+
+First a look at the files themselves, from their headers only (no pixels are decoded): how
+many there are, what format the bytes really are (a name ending in `.jpg` proves nothing),
+colour modes and pixel sizes.
+'''), code('''
+folders = ["trainA", "trainB", "testA", "testB"]
+book.show_markdown(book.markdown_table([book.folder_overview(ctx.data_dir / f) for f in folders]))
+'''), md('''
+In the original selfie2anime download the anime files are PNG data behind `.jpg` names; the
+copy used here was re-encoded as real JPEG to save space (see the data README). The
+`formats` column shows what the files hold now. All images are 256x256, so at every profile
+the networks see downscaled versions (the `full` profile: the paper's 256 px crops of a
+287 px resize).
+
+## Cleaning: what the loader keeps
+
+Before training, the loader opens every file once (`cyclegan_lib.data.scan_folder`).
+It converts what can be converted to 8-bit RGB (grayscale, CMYK, palette, transparency,
+16-bit) and drops what cannot be used (empty, truncated or unrecognised files, and images
+smaller than the crop), writing the reason for each decision. Every run directory keeps that
+report as `data_report.txt`. The cell below makes the same call as the trainer, at this
+chapter's profile.
+'''), code('''
+rows, report = book.scan_overview(ctx)
+book.show_markdown(book.markdown_table(rows))
+print(report)
+'''), code('''
+book.show_markdown(book.describe_scan(rows, book.profile_config(ctx).max_images))
+'''), md('''
+The `tensor` column is what the trainer keeps in memory: every usable image decoded once,
+resized once, and stored as one `uint8` tensor per domain. No JPEG is decoded twice during
+training, which matters on a CPU where decoding would otherwise cost as much as a small
+network's forward pass.
+
+## A look at both domains
+
+Eight training images of each domain, as the loader sees them:
+'''), code('''
+import torch
+
+x_a = viz.test_images(ctx.data_dir, "A", n=8, size=128, split="train")
+x_b = viz.test_images(ctx.data_dir, "B", n=8, size=128, split="train")
+viz.show_grid(torch.cat([x_a, x_b]), nrow=8, row_titles=["trainA (human)", "trainB (anime)"]);
+'''), md('''
+What a translation has to change: anime faces have much larger eyes, tiny noses and mouths,
+pointed chins, flat colour areas with dark outlines, and hair colours no selfie has. Selfies
+bring hands, glasses, phones and busy backgrounds. Much of the difference is *shape*, not
+only texture and colour, and shape changes are the known weak point of CycleGAN (Zhu et al.
+list them among its failure cases). Keep that in mind when judging the outputs in later
+chapters.
+
+## The transforms, step by step
+
+The paper uses the official CycleGAN pre-processing: resize to a load size a little larger
+than the crop, take a random crop, flip horizontally with probability 1/2, and scale the
+pixel values to [-1, 1] (the range of the generator's `tanh` output). The figure applies
+these steps to one training image with this chapter's profile sizes; the crop position comes
+from the same seeded plan the trainer draws (`cyclegan_lib.data.EpochPlan`), and
+the flip is forced on so that the step is visible.
+'''), code('''
+cfg = book.profile_config(ctx)
+first = sorted((ctx.data_dir / "trainA").iterdir())[0]
+print(f"profile {ctx.profile}: resize to {cfg.resolved_load_size} px, crop {cfg.image_size} px")
+viz.transform_steps(first, cfg.resolved_load_size, cfg.image_size, seed=ctx.seed, flip=True);
+'''), md('''
+Steps 1-2 happen once, when the data are loaded (and cached on disk); steps 3-5 happen for
+every training image at every step, on the tensors in memory. Crops and flips are cheap
+augmentation: the networks rarely see exactly the same pixels twice. Because the crop
+positions and flips are drawn from the seed and the epoch number alone, an interrupted run
+that is resumed sees exactly the batches an uninterrupted run would have seen.
+
+The histogram (panel 5) shows the values the network receives: most of the mass of a bright
+selfie sits in the upper half of [-1, 1]. Keep this range in mind for chapter 2, where a
+generator ending in a ReLU can only produce the upper half.
+
+## Summary
+
+* The book trains on selfie2anime (3,400 + 3,400 training images), not the paper's data; the
+  main differences are an all-female human domain, a 1:1 instead of 1:21 ratio, and 256 px
+  anime faces.
+* The scan report above lists every file that was converted or dropped; the same report is
+  written into every run directory.
+* Every image goes through resize (once), random crop, random flip and scaling to [-1, 1].
+''')]
+
+
+# -- 2. naive -------------------------------------------------------------------------------
+
+def chapter_naive() -> list:
+    return header("A naive first model", '''
+The paper's first attempt keeps CycleGAN's structure (two generators G_AB: human to anime
+and G_BA: anime to human, two discriminators D_A and D_B, and the cycle-consistency loss)
+but builds the adversarial part the way the original GAN did. This chapter trains that model
+and looks at what goes wrong, and why.
+''') + [SETUP_NOTE, md('''
+## What is naive about it
+
+Four choices separate this model from the official CycleGAN recipe of the next chapter:
+
+1. **One verdict per image.** The discriminator ends in a single sigmoid output: the
+   probability that its whole 70x70 input is real. The official PatchGAN instead returns a
+   map of scores, one for each overlapping 70x70 patch, which gives the generator a training
+   signal for every region of the image.
+2. **Negative log-likelihood loss** (binary cross-entropy), the loss of the original GAN.
+   Once the discriminator is confident, its sigmoid saturates and the generator's gradients
+   become small.
+3. **No history buffer.** The discriminator sees only the newest fakes, so it can chase the
+   generator's latest mode and the two networks can oscillate.
+4. **A ReLU output layer** (and residual blocks computing `relu(x + F(x))`). Images live in
+   [-1, 1]; a ReLU cannot output anything below 0, which is every shade darker than
+   mid-grey.
+
+The settings of the naive and the official (stabilised) model side by side, as this
+profile builds them:
+'''), code('''
+book.show_markdown(book.markdown_table(book.preset_table(["naive", "stabilized"], ctx.profile)))
+cfg = book.profile_config(ctx, "naive")
+print(f"At this profile images are {cfg.image_size} px, and the naive discriminator judges "
+      f"{cfg.d_patch}x{cfg.d_patch} px inputs (the paper's 70 px, capped at the image size).")
+'''), md('''
+## Training
+
+`ensure_runs` loads the run from the runs folder if it is complete (the published book's runs
+were trained by `scripts/train_cpu_runs.sh` at the `cpu` profile) and trains it otherwise,
+so this chapter also runs on its own.
+'''), code('''
+runs = book.ensure_runs(ctx, ["naive"])
+info = book.run_info(runs["naive"])
+print(f"naive: {info['step']:,} steps in {info['train_seconds'] / 60:.1f} min on {info['device']}, "
+      f"generator {info['params_G']:,} parameters, discriminator {info['params_D']:,}")
+'''), md('''
+## Loss curves
+
+Each panel shows both directions (A solid, B dashed), smoothed, with the raw values faint
+behind. How to read them: an NLL discriminator that cannot tell real from fake has a loss of
+ln 2 = 0.693; a loss falling towards 0 means it wins. The cycle term is an L1 reconstruction
+error that does not depend on the discriminators; it should fall steadily in any healthy run.
+'''), code('''
+viz.plot_losses({"naive": runs["naive"]});
+'''), code('''
+book.show_markdown(book.describe_losses("naive", book.loss_summary(runs["naive"])))
+'''), md('''
+## Samples
+
+The trainer saves a grid of four fixed test images at regular steps. Rows: a selfie, its
+anime translation, and the translation translated back; then the same for an anime face.
+'''), code('''
+viz.sample_grid_from_run(runs["naive"]);
+'''), md('''
+What to look for: does row 2 look like an anime face, or like a tinted copy of row 1? Do the
+reconstructions (row 3) match the inputs? A low cycle error alone proves little: a generator
+can hide the information it needs for the way back in faint patterns of its output
+(Chu et al., 2017), so the reconstruction can be good while the translation is poor.
+
+The same translation of the four selfies at several points of training shows whether the
+model settles or keeps changing its mind:
+'''), code('''
+viz.sample_timeline(runs["naive"]);
+'''), md('''
+## The ReLU output cannot draw dark pixels
+
+The histogram compares pixel values of real anime faces with the naive generator's outputs
+for the same number of test selfies.
+'''), code('''
+size = cfg.image_size
+x_a = viz.test_images(ctx.data_dir, "A", n=16, size=size)
+real_b = viz.test_images(ctx.data_dir, "B", n=16, size=size)
+fake_b = viz.generate(runs["naive"], x_a, device=ctx.device)
+viz.plot_value_histograms({"real anime (testB)": real_b, "naive G_AB(testA)": fake_b});
+book.show_markdown(book.markdown_table([
+    {"images": "real anime (testB)", **book.output_value_summary(real_b)},
+    {"images": "naive G_AB(testA)", **book.output_value_summary(fake_b)},
+]))
+'''), md('''
+The `share < 0` column is the fraction of values darker than mid-grey. For the naive
+generator it is exactly 0 by construction: whatever it learns, dark hair, outlines and
+pupils are out of its reach, and its outputs look washed out. This failure needs no
+training to show; the other three choices act through training.
+
+## Metrics
+
+Numbers next to the pictures (computed by `cyclegan_lib.evaluate` on the 100 test
+images of each domain, cached in the run directory):
+
+* **anime det. G_AB(A)**: the share of translated selfies on which an anime-face detector
+  fires (on real anime faces it fires about 9 times in 10, on real selfies about 3 in 10);
+  a good human-to-anime translator pushes this up.
+* **human det. G_BA(B)**: the same with OpenCV's human-face detector on anime faces
+  translated to humans.
+* **cycle L1**: mean absolute error of a round trip on the [-1, 1] scale; **identity L1**:
+  how much a generator changes an image that is already in its target domain.
+* **KID x100 / FID**, the standard distribution distances (U-GAT-IT reports KID x100 of 13.08
+  for CycleGAN and 11.61 for U-GAT-IT on selfie2anime at 256 px), when the Inception weights
+  are available; otherwise the table says why they are missing.
+'''), code('''
+metrics = book.show_metrics(ctx, runs)
+'''), code('''
+from cyclegan_lib import evaluate
+
+book.show_markdown(evaluate.detector_table(metrics["naive"]))
+'''), md('''
+The second table puts the translated images beside the real ones: the rows `testA` and
+`testB` are the detectors' rates on real selfies and real anime faces, the scale against
+which the translations can be read.
+
+## Why it is expected to fail
+
+* With a sigmoid output and NLL loss, a discriminator that wins easily saturates: its
+  gradients with respect to the fakes vanish, and the generator stops learning. The loss
+  summary above says how confident the discriminators became in this run.
+* One probability per image gives the generator a single number of feedback per image; a
+  patch map gives one per region.
+* Without a history buffer the discriminator only ever sees the newest fakes and can
+  forget what earlier ones looked like, which invites oscillation; compare the timeline
+  above with the stabilised model's in the next chapter.
+* The ReLU output cannot reach the dark half of the colour range (measured above).
+
+How much worse this model is than the official recipe can only be judged against it:
+chapter 3 trains that recipe on the same data and compares the two side by side.
+''')]
+
+
+# -- 3. stabilisation -----------------------------------------------------------------------
+
+def chapter_stabilization() -> list:
+    return header("Stabilising training: LSGAN and a history buffer", '''
+The paper's second model adopts the recipe of the official CycleGAN code: a least-squares
+(LSGAN) loss, a history buffer of 50 generated images, a PatchGAN discriminator that scores
+every 70x70 patch, and a generator ending in `tanh`. This chapter trains it on the same data
+as the naive model and compares the two.
+''') + [SETUP_NOTE, md('''
+## What changes
+
+* **LSGAN** (Mao et al., 2017) replaces the log loss by squared errors: the discriminator
+  minimises $\\frac{1}{2}\\left[(D(b) - 1)^2 + D(G(a))^2\\right]$ and the generator
+  $(D(G(a)) - 1)^2$. Fakes that the discriminator already rejects still produce gradients
+  proportional to their distance from the real target, so the generator keeps learning
+  when the discriminator is ahead.
+* **History buffer** (Shrivastava et al., 2017): the discriminator is trained on a mix of the
+  newest fakes and fakes from the last 50 it has seen, so it cannot over-fit to the
+  generator's latest output.
+* **PatchGAN map**: one score per overlapping 70x70 patch instead of one per image.
+* **tanh output** and the official residual block `x + F(x)`: outputs can use the whole
+  [-1, 1] range.
+
+The paper changes these together, and so does the `stabilized` preset: the comparison below
+says whether the recipe as a whole helps, not which of its parts does. (Each part is one
+option of `cyclegan_lib.config.TrainConfig`, so single changes can be tried with
+`make_config("naive", profile, gan_loss="lsgan")` and the like.)
+'''), code('''
+book.show_markdown(book.markdown_table(book.preset_table(["naive", "stabilized"], ctx.profile)))
+'''), md('''
+## Training
+
+Both runs come from the runs folder when they exist and are trained otherwise.
+'''), code('''
+runs = book.ensure_runs(ctx, ["naive", "stabilized"])
+for name, run in runs.items():
+    info = book.run_info(run)
+    print(f"{name}: {info['step']:,} steps in {info['train_seconds'] / 60:.1f} min on {info['device']}")
+'''), md('''
+## Loss curves side by side
+
+Mind the scales: an NLL discriminator at chance has a loss of 0.693, an LSGAN one 0.25 (both
+halved, as in the official code). Compare the shapes of the curves, and the discriminator
+losses relative to their chance levels in the table below, not the heights.
+'''), code('''
+viz.plot_losses({"naive": runs["naive"], "stabilised": runs["stabilized"]});
+'''), code('''
+summaries = {name: book.loss_summary(run) for name, run in runs.items()}
+book.show_markdown(book.markdown_table(
+    [{"run": name, **s} for name, s in summaries.items()],
+    columns=["run", "gan_loss", "steps", "D", "D / chance", "G_adv", "g_spread", "cycle"]))
+for name, s in summaries.items():
+    book.show_markdown(book.describe_losses(name, s))
+'''), md('''
+`D / chance` is the discriminators' mean loss over the last quarter of training divided by
+its value at chance; `g_spread` is how much the generators' adversarial loss swings there
+(standard deviation over mean). Both are rough summaries of the curves above, not measures
+of image quality.
+
+## Translations side by side
+
+The same test images through both models: first selfies to anime, then anime to selfies.
+'''), code('''
+models = {"naive": runs["naive"], "stabilised": runs["stabilized"]}
+viz.translate_examples(models, ctx.data_dir, n=6, device=ctx.device);
+'''), code('''
+viz.translate_examples(models, ctx.data_dir, n=6, direction="BtoA", device=ctx.device);
+'''), md('''
+And the stabilised model's training samples and how its translation developed over time
+(compare with the naive model's timeline in chapter 2):
+'''), code('''
+viz.sample_grid_from_run(runs["stabilized"]);
+'''), code('''
+viz.sample_timeline(runs["stabilized"]);
+'''), md('''
+## Metrics
+'''), code('''
+metrics = book.show_metrics(ctx, {"naive": runs["naive"], "stabilised": runs["stabilized"]})
+book.show_markdown(book.describe_comparison("stabilised", "naive", metrics["stabilised"],
+                                            metrics["naive"]))
+'''), md('''
+The sentence above is computed from the table: it uses KID when it was measured and the
+anime-detector rate otherwise, and it treats small differences as noise (100 test images
+do not resolve them). Judge the pictures too: a detector firing on an output says that it
+has the layout of an anime face, not that it is a good one.
+
+## Scaling out: training on several GPUs
+
+A reader who outgrows one GPU can run the same command under PyTorch's launcher; the
+trainer detects `torchrun`'s environment and wraps the four networks in
+`DistributedDataParallel`:
+
+```bash
+torchrun --nproc_per_node=4 --no-python cyclegan-anime train \\
+    --preset stabilized --profile full --data DIR --out runs/full/stabilized
+```
+
+What changes: every process trains on a different part of each epoch, so the effective
+batch is the number of processes times the batch size (the paper's batch of 1 becomes a
+batch of 4 here) and an epoch takes a quarter of the steps; gradients are averaged across
+processes at every step. Each process keeps its own history buffer, as the official code does
+in its distributed mode. Only the first process writes the run directory (config, losses
+averaged over processes, samples, checkpoints), and a checkpoint written by 4 processes
+resumes or translates on a single CPU. The README's section on multi-GPU training says how
+learning rate and epoch count relate to the larger batch.
+
+## Summary
+
+* The stabilised recipe changes the loss, the discriminator's output, the buffer and the
+  generator's output layer at once.
+* The tables and the computed comparison above say, for this profile, whether it beat the
+  naive model and by how much; chapter 7 collects the verdicts of all chapters.
+''')]
+
+
+# -- 4. patch32 -----------------------------------------------------------------------------
+
+def chapter_patch32() -> list:
+    return header("Smaller patches: a 32x32 discriminator", '''
+A PatchGAN discriminator judges image patches rather than whole images. The paper tried
+making those patches smaller: the discriminator sees random 32x32 crops of real and
+generated images instead of 70x70 ones. This chapter trains that variant next to the
+stabilised model of chapter 3, with everything else unchanged.
+''') + [SETUP_NOTE, md('''
+## What a smaller patch changes
+
+A discriminator that sees only 32x32 pixels at a time can judge local texture (flat colour,
+line work, the look of an anime eye) but not the layout of a whole face. A generator
+trained against it is rewarded for anime-like texture everywhere, whether or not the face as
+a whole looks anime. In this implementation each discriminator call sees one random crop per
+image (`cyclegan_lib.models.random_patches`), for real and generated images alike.
+'''), code('''
+book.show_markdown(book.markdown_table(book.preset_table(["stabilized", "patch32"], ctx.profile)))
+base, small = book.profile_config(ctx, "stabilized"), book.profile_config(ctx, "patch32")
+print(f"At this profile images are {base.image_size} px: the 32x32 patch covers "
+      f"{(small.d_patch / base.image_size) ** 2:.0%} of an image "
+      f"(at the paper's 256 px it would cover {(32 / 256) ** 2:.1%}).")
+'''), md('''
+At small profiles the difference between the two models is larger than at the paper's
+resolution: on 64 px images the stabilised discriminator's 70 px receptive field already
+covers the whole image, while the 32 px crops see a quarter of it.
+
+## Training
+'''), code('''
+runs = book.ensure_runs(ctx, ["stabilized", "patch32"])
+for name, run in runs.items():
+    info = book.run_info(run)
+    print(f"{name}: {info['step']:,} steps in {info['train_seconds'] / 60:.1f} min on {info['device']}")
+'''), md('''
+## Loss curves
+
+Both runs use the LSGAN loss, so here the heights are comparable too.
+'''), code('''
+models = {"70x70 (stabilised)": runs["stabilized"], "32x32": runs["patch32"]}
+viz.plot_losses(models);
+for name, run in models.items():
+    book.show_markdown(book.describe_losses(name, book.loss_summary(run)))
+'''), md('''
+## Translations side by side
+'''), code('''
+viz.translate_examples(models, ctx.data_dir, n=6, device=ctx.device);
+'''), code('''
+viz.sample_timeline(runs["patch32"]);
+'''), md('''
+What to look for: with 32x32 patches, does the output take on anime texture (flat areas,
+dark outlines) while the face keeps human proportions? Are eyes and chin reshaped as much
+as with the 70x70 discriminator, or less?
+
+## Metrics
+'''), code('''
+metrics = book.show_metrics(ctx, models)
+book.show_markdown(book.describe_comparison("32x32", "70x70 (stabilised)", metrics["32x32"],
+                                            metrics["70x70 (stabilised)"]))
+'''), md('''
+## Summary
+
+* The 32x32 variant changes only what the discriminator sees; training time hardly changes
+  because the generators dominate the cost.
+* The computed comparison above is this profile's answer to whether smaller patches help;
+  chapter 7 lists it next to the paper's other claims.
+''')]
+
+
+# -- 5. residual blocks ---------------------------------------------------------------------
+
+def chapter_blocks() -> list:
+    return header("Ablation: how many residual blocks?", '''
+The CycleGAN generator downsamples the image twice, transforms it with a stack of residual
+blocks at a quarter of the resolution, and upsamples it back. The official code uses 9 blocks
+for 256 px images. The paper compares 3, 6 and 9: fewer blocks mean a smaller, faster model,
+and the question is what that costs in quality.
+''') + [SETUP_NOTE, md('''
+## Parameters
+
+The counts are computed from `cyclegan_lib.models.ResnetGenerator` itself, first
+at the paper's width (ngf = 64 channels in the first layer):
+'''), code('''
+p64 = book.parameter_table(ngf=64)
+book.show_markdown(book.markdown_table(p64))
+by_blocks = {row["blocks"]: row["parameters"] for row in p64}
+per_block = (by_blocks[6] - by_blocks[3]) // 3
+print(f"3 blocks have {by_blocks[3] / by_blocks[9]:.1%} of the parameters of 9 blocks. "
+      f"Each block adds {per_block:,} parameters (two 3x3 convolutions with 256 channels); "
+      f"everything else adds {by_blocks[3] - 3 * per_block:,}.")
+'''), md('''
+The residual blocks hold most of the generator's parameters, which is why removing six of
+nine cuts the model to well under half. The `in residual blocks` column gives their share.
+At this chapter's profile the networks are narrower, and the same ratios hold (each count
+scales with the square of the width):
+'''), code('''
+cfg = book.profile_config(ctx)
+book.show_markdown(book.markdown_table(book.parameter_table(ngf=cfg.ngf)))
+'''), md('''
+## Training time
+
+The three runs (the 9-block model is the stabilised run of chapter 3):
+'''), code('''
+runs = book.ensure_runs(ctx, ["blocks3", "blocks6", "stabilized"])
+by_n = {3: runs["blocks3"], 6: runs["blocks6"], 9: runs["stabilized"]}
+infos = {n: book.run_info(run) for n, run in by_n.items()}
+book.show_markdown(book.markdown_table([
+    {"blocks": n, "G params": i["params_G"], "steps": i["step"], "device": i["device"],
+     "train min": i["train_seconds"] / 60, "s / step": i["seconds_per_step"],
+     "time vs 9 blocks": i["seconds_per_step"] / infos[9]["seconds_per_step"],
+     "params vs 9 blocks": i["params_G"] / infos[9]["params_G"]}
+    for n, i in infos.items()]))
+viz.plot_bars({f"{n} blocks": i["seconds_per_step"] for n, i in infos.items()},
+              xlabel="seconds per training step", fmt="{:.3f}");
+'''), md('''
+Time per step falls less than the parameter count, for two reasons: a training step also
+runs the two discriminators, which do not change, and the generator's full-resolution layers
+(the 7x7 convolutions at both ends and the up- and downsampling) cost much computation but
+few parameters. The times are wall-clock times from each run's `summary.json`; on a shared
+machine other work adds noise, so treat small differences with care.
+
+## Translations side by side
+'''), code('''
+models = {f"{n} blocks": run for n, run in by_n.items()}
+viz.translate_examples(models, ctx.data_dir, n=6, device=ctx.device);
+'''), code('''
+viz.translate_examples(models, ctx.data_dir, n=6, direction="BtoA", device=ctx.device);
+'''), md('''
+## Pick a block count
+
+The slider switches between the three generators' translations of the same six test
+selfies (top row: input; bottom row: output), with each model's size and training time.
+All outputs were computed when this chapter was executed, and the slider is linked to the
+images in the browser, so it also works on the static page of the book, without a running
+kernel.
+'''), code('''
+from cyclegan_lib import widgets
+
+x = viz.test_images(ctx.data_dir, "A", n=6, size=cfg.image_size)
+widgets.block_slider(by_n, x, device=ctx.device)
+'''), md('''
+## Metrics
+'''), code('''
+metrics = book.show_metrics(ctx, models)
+for n in (3, 6):
+    book.show_markdown(book.describe_comparison(f"{n} blocks", "9 blocks", metrics[f"{n} blocks"],
+                                                metrics["9 blocks"]))
+'''), md('''
+## Loss curves
+'''), code('''
+viz.plot_losses(models);
+'''), md('''
+## Summary
+
+* At ngf = 64 the 3-block generator has 38% of the 9-block generator's parameters, the
+  paper's figure; the count is computed, not copied.
+* Training time per step falls by less than the parameter count (table above).
+* Whether the smaller generators lose quality at this profile is answered by the metrics
+  and the computed comparisons above, and by the pictures; chapter 6 adds harder photos.
+''')]
+
+
+# -- 6. qualitative -------------------------------------------------------------------------
+
+CATEGORY_TEXT = {
+    "expressive": ('''
+## 1. Expressions
+
+Open mouths, grimaces, raised eyebrows. The anime training faces mostly smile gently with
+closed mouths. What to look for: does an output keep the expression (an open mouth, bared
+teeth, wide eyes), or does it fall back to the average calm anime face?
+'''),
+    "consistency": ('''
+## 2. The same person in two scenes
+
+Pairs of photos of one person in different light, pose or setting, side by side in one row
+(`NAME_a` on the left, `NAME_b` on the right).
+What to look for: do the two outputs of one person share hair colour, face shape, eye
+colour, or does each follow its photo's lighting and background instead?
+'''),
+    "facial_hair": ('''
+## 3. Facial hair
+
+No training selfie has a beard (they are all women). What to look for: is the beard kept,
+turned into something else (a shadow, a chin, hair), or removed?
+'''),
+    "angled": ('''
+## 4. Angled faces
+
+Three-quarter views and full profiles. The training selfies are mostly frontal, and OpenCV's
+frontal-face detector often misses a profile; rows marked "no face found" use the centre
+square of the photo, exactly as the command line does. What to look for: does the output
+still look like a face at all, and which way does it face?
+'''),
+    "dark": ('''
+## 5. Dark faces
+
+Low light and dark skin. Rows marked SYNTHETIC were darkened artificially (by 3 stops, see
+the credits) and are not real low-light photos. What to look for: does the model produce
+the pale skin typical of its anime training faces regardless of the input, keep the input's
+darkness, or lose the face in noise?
+'''),
+}
+
+
+def chapter_qualitative() -> list:
+    cells = header("Qualitative tests on real photos", '''
+The paper judged its models by eye, on five kinds of photos that probe what a translator
+trained on selfies might not handle: strong expressions, the same person in different
+scenes, facial hair, angled faces, and dark faces. This chapter runs the same five tests on
+real photos (listed, with their sources and licences, at the end of the chapter) with the
+3-, 6- and 9-block generators of chapter 5.
+''') + [SETUP_NOTE, md('''
+## From a photo to a translation
+
+Each photo goes through exactly what `cyclegan-anime translate --crop-face` does: OpenCV's
+frontal-face detector finds the largest face, a square around it is cropped with a margin
+framed like the training selfies, the crop is resized to the model's input size and
+translated. If no face is found, the centre square of the photo is used instead. In each grid
+the first column is the crop at the network's input size, followed by the three models'
+outputs.
+
+Keep the training data in mind (chapter 1): only women's selfies, at this profile's
+resolution. Several of these photos are far from that.
+'''), code('''
+runs = book.ensure_runs(ctx, ["blocks3", "blocks6", "stabilized"])
+models = {"3 blocks": runs["blocks3"], "6 blocks": runs["blocks6"], "9 blocks": runs["stabilized"]}
+photos = {c: book.face_photos(ctx, c) for c in
+          ("expressive", "consistency", "facial_hair", "angled", "dark")}
+photos["consistency"] = [p for pair in book.consistency_pairs(ctx) for p in pair]
+if not any(photos.values()):
+    print(f"No test photos found in {ctx.faces_dir}: set CYCLEGAN_FACES to the faces folder.")
+results = {c: viz.translate_faces(ps, models, device=ctx.device)
+           for c, ps in photos.items() if ps}
+'''), md('''
+How often the face detector found a face, and how often the anime-face detector fires on the
+9-block model's output (the same detector as the metrics of the earlier chapters):
+'''), code('''
+book.show_markdown(book.markdown_table([
+    {"test": c, "photos": len(r.photos), "face found": sum(r.found),
+     **{f"anime det. {m}": rate for m, rate in book.face_detector_rates(r.outputs).items()}}
+    for c, r in results.items()]))
+'''), md('''
+The anime-detector rate is a crude, automatic signal on a handful of photos per test; the
+grids are the real evidence.
+''')]
+    for category, text in CATEGORY_TEXT.items():
+        per_row = ", photos_per_row=2" if category == "consistency" else ""
+        cells += [md(text), code(f'''
+if "{category}" in results:
+    r = results["{category}"]
+    viz.face_comparison(r, labels=book.photo_labels(ctx, r.photos){per_row});
+''')]
+    cells += [md('''
+## Try your own photo
+
+With a running kernel (on Colab, or in Jupyter) the widget below translates a photo of your
+own with the 9-block model: upload a photo with a face, and it shows the crop and its
+translation side by side. On the static page of the book the button does nothing.
+'''), code('''
+from cyclegan_lib import widgets
+
+widgets.photo_upload(runs["stabilized"], device=ctx.device)
+'''), md('''
+## What the models do
+
+Read the grids with these questions, and compare your answers with the paper's own
+observations:
+
+* **Does the output follow the input?** A translator that ignores its input produces
+  similar faces for different photos; compare rows, especially the consistency pairs.
+* **Where does it break?** Faces the detector missed (profiles, some dark photos) are
+  translated from a centre crop that may not be centred on the face at all; outputs there
+  say more about the crop than about the model.
+* **What does it do with what it never saw?** Beards and men's faces are absent from the
+  training selfies; whatever the model makes of them is extrapolation.
+* **Do more blocks help?** Compare the three output columns row by row.
+
+At the `cpu` profile the models work on 64 px images after minutes of training, so fine
+detail (teeth, stubble, the exact direction of a gaze) is a few pixels at most; the `full`
+profile is needed to judge those the way the paper did.
+
+## Photo credits
+
+The photos are not part of this repository; they are read from the faces folder
+(`CYCLEGAN_FACES`). Several sources allow research or non-commercial use only.
+'''), code('''
+book.show_markdown(book.markdown_table(book.credits_table(ctx, list(results))))
+''')]
+    return cells
+
+
+# -- 7. conclusions -------------------------------------------------------------------------
+
+def chapter_conclusions() -> list:
+    return header("Conclusions: what reproduced", '''
+This chapter collects every run of the book in one table and goes through the paper's
+claims one by one, each with what this reproduction measured. The verdicts are computed from
+the numbers, with the rules stated below, so they change when the runs change (for example
+when a GPU run at the `full` profile replaces the `cpu` runs).
+''') + [SETUP_NOTE, md('''
+## All runs
+'''), code('''
+presets = ["naive", "stabilized", "patch32", "blocks3", "blocks6"]
+runs = book.ensure_runs(ctx, presets)
+metrics = book.run_metrics(ctx, runs)
+book.show_markdown(book.markdown_table(book.runs_table(runs, metrics)))
+'''), md('''
+`anime det. G_AB(A)` is the share of translated test selfies on which the anime-face
+detector fires, `human det. G_BA(B)` the share of translated anime faces on which the
+human-face detector fires, `cycle L1 A` the round-trip error of selfies (chapter 2 explains
+each). The full metrics of every run:
+'''), code('''
+from cyclegan_lib import evaluate
+
+book.show_markdown(evaluate.metrics_table(list(metrics.values()), names=list(metrics)))
+'''), md('''
+## The paper's claims, one by one
+
+How the verdicts are made: the quality of a human-to-anime translation is compared by KID
+(lower is better, differences under 1.0 x 100 are treated as noise) when it was measured for
+both runs, and otherwise by the anime-detector rate on the translated test selfies (higher
+is better, differences under 0.1, about two standard errors on 100 images, are treated as
+noise). "Reproduced" means the difference points the paper's way and exceeds that
+threshold.
+'''), code('''
+infos = {p: book.run_info(r) for p, r in runs.items()}
+losses = {p: book.loss_summary(r) for p, r in runs.items()}
+claims = book.paper_claims(metrics, infos, losses, book.parameter_table(ngf=64))
+book.show_markdown(book.markdown_table(claims))
+'''), md('''
+## Against published numbers
+'''), code('''
+kid = book.metric(metrics["stabilized"], "KIDx100 A->B")
+published = ", ".join(f"{k} {v}" for k, v in evaluate.PUBLISHED_KID_X100.items())
+if kid is None:
+    print("KID was not computed for these runs "
+          f"({metrics['stabilized'].get('kid_skipped', 'no reason recorded')}), "
+          f"so there is no number to set beside the published ones ({published}).")
+else:
+    print(f"The stabilised model's KID x100 (human -> anime) is {kid:.2f}; U-GAT-IT's table "
+          f"reports {published} at 256 px after full training. These runs were trained at the "
+          f"{ctx.profile!r} profile, so the comparison only says how far this profile is from "
+          "a full run.")
+'''), md('''
+## What limits this reproduction
+
+* **Data** (chapter 1): selfie2anime instead of the paper's sets; all-female selfies and a
+  1:1 ratio instead of mixed genders and 1:21.
+* **Scale.** The published chapters were executed at the profile printed at the top; the
+  cell below compares its training budget with the paper's.
+* **One seed per experiment** and **100 test images per domain**: differences smaller than
+  the thresholds above cannot be told from noise, and even larger ones could change with
+  another seed.
+* **Crude automatic judges.** The face detectors measure whether an image has the layout of
+  an anime or a human face, not whether it is a good translation of its input. KID needs the
+  Inception weights, which are not always available.
+'''), code('''
+from cyclegan_lib.config import make_config
+
+here, full = make_config("stabilized", ctx.profile), make_config("stabilized", "full")
+epoch = max(sum(1 for _ in (ctx.data_dir / d).iterdir()) for d in ("trainA", "trainB"))
+steps_here = here.total_epochs * (here.epoch_size or epoch)
+steps_full = full.total_epochs * epoch  # an epoch of the full profile: one pass over the data
+print(f"This profile ({ctx.profile}): {here.image_size} px, ngf {here.ngf}, {steps_here:,} steps. "
+      f"The paper's settings on this data (profile full): {full.image_size} px, ngf {full.ngf}, "
+      f"{steps_full:,} steps. These runs trained for {100 * steps_here / steps_full:.2g}% of "
+      f"those steps, on images with {100 * (here.image_size / full.image_size) ** 2:.2g}% of "
+      f"the pixels.")
+'''), md('''
+## Reproducing at full scale
+
+On a machine with a GPU, the same chapters at the paper's settings:
+
+```bash
+scripts/train_cpu_runs.sh full      # trains runs/full/<preset>, resumable
+CYCLEGAN_PROFILE=full ./dev.sh book # executes the chapters against those runs and builds the book
+```
+
+or open any chapter in Colab (launch button at the top of each page), set `profile = "full"`
+in its parameters cell, and run it: missing runs are trained, finished ones reused.
+''')]
+
+
+CHAPTERS = {
+    "01_data": chapter_data,
+    "02_naive": chapter_naive,
+    "03_stabilization": chapter_stabilization,
+    "04_patch32": chapter_patch32,
+    "05_residual_blocks": chapter_blocks,
+    "06_qualitative": chapter_qualitative,
+    "07_conclusions": chapter_conclusions,
+}
+
+
+def build(name: str) -> nbformat.NotebookNode:
+    nb = new_notebook(cells=CHAPTERS[name]())
+    nb.metadata["kernelspec"] = {"display_name": "Python 3", "language": "python",
+                                 "name": "python3"}
+    nb.metadata["language_info"] = {"name": "python"}
+    # Stable cell ids, so regenerating a chapter does not churn its diff.
+    for i, cell in enumerate(nb.cells):
+        cell["id"] = f"{name[:2]}-{i:02d}"
+    return nb
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--check", action="store_true",
+                        help="do not write; exit 1 if a notebook differs from what this writes")
+    parser.add_argument("names", nargs="*", help="chapters to write (default: all)")
+    args = parser.parse_args(argv)
+    OUT.mkdir(exist_ok=True)
+    differ = []
+    for name in args.names or CHAPTERS:
+        nb = build(name)
+        text = nbformat.writes(nb) + "\n"
+        path = OUT / f"{name}.ipynb"
+        if args.check:
+            if not path.exists() or path.read_text() != text:
+                differ.append(path.name)
+            continue
+        path.write_text(text)
+        print(f"wrote {path.relative_to(REPO)}")
+    if differ:
+        print("differ from scripts/make_notebooks.py: " + ", ".join(differ), file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
