@@ -190,6 +190,9 @@ PROFILES: dict[str, dict[str, Any]] = {
     "cpu": dict(image_size=64, ngf=32, ndf=32, n_epochs=12, n_epochs_decay=12, epoch_size=100,
                 device="cpu", log_every=25, sample_every=200, save_every=200),
     # The paper's settings: 256 px, ngf=ndf=64, batch 1, 100 + 100 epochs.  A GPU's work.
+    # Under torchrun with W processes the effective batch is W x batch_size and an epoch is
+    # still one pass over the data (3,400 / W steps per rank), so the 100 + 100 epochs and the
+    # lr schedule (counted in epochs) are unchanged; the base lr is kept at 2e-4, not re-tuned.
     "full": dict(image_size=256, ngf=64, ndf=64, n_epochs=100, n_epochs_decay=100,
                  epoch_size=None, device="auto", log_every=100, sample_every=2000,
                  save_every=5000),
