@@ -235,3 +235,23 @@ def test_a_failing_rank_ends_the_job_with_one_line_from_rank_0(tmp_path, data_ro
     # No traceback from the training processes themselves (torchrun adds its own summary).
     assert "cyclegan_lib" not in proc.stderr.replace(str(run), "")
     assert "injected failure on rank 1" in (run / "failure_rank1.txt").read_text()
+
+
+def test_two_process_checkpoint_resumes_in_one_process(ddp_run, data_root, tmp_path):
+    """The smoke profile fixes epoch_size (steps per rank), so step 4 means the same in both."""
+    import shutil
+
+    run = tmp_path / "run"
+    shutil.copytree(ddp_run["run"], run)
+    (run / "checkpoints" / "step_00000008.pt").unlink()
+    (run / "summary.json").unlink()
+    threads = torch.get_num_threads()
+    try:
+        trainer = Trainer(make_config("stabilized", "smoke", threads=1), data_root, run,
+                          resume=True, progress=False)
+        assert trainer.step == 4 and trainer.world_size == 1
+        summary = trainer.fit()
+    finally:
+        torch.set_num_threads(threads)
+    assert summary["complete"] and summary["step"] == 8 and summary["world_size"] == 1
+    assert read_history(run)["step"] == [float(s) for s in range(1, 9)]
