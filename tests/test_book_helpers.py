@@ -1,0 +1,274 @@
+"""cyclegan_lib.book: chapter set-up, tables, summaries and computed verdicts."""
+from __future__ import annotations
+
+import json
+import math
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+
+from cyclegan_lib import book
+from cyclegan_lib.config import ConfigError
+
+ENV = ("CYCLEGAN_PROFILE", "CYCLEGAN_DATA", "CYCLEGAN_RUNS", "CYCLEGAN_FACES",
+       "CYCLEGAN_INCEPTION_WEIGHTS")
+
+
+@pytest.fixture
+def clean_env(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
+    for name in ENV:
+        monkeypatch.delenv(name, raising=False)
+    return monkeypatch
+
+
+# -- chapter_setup ---------------------------------------------------------------------------
+
+def test_profile_env_forces_profile(clean_env, tiny_dataset: Path, tmp_path: Path) -> None:
+    clean_env.setenv("CYCLEGAN_PROFILE", "smoke")
+    ctx = book.chapter_setup(profile="cpu", data_dir=tiny_dataset, runs_dir=tmp_path / "r",
+                             quiet=True)
+    assert ctx.profile == "smoke"
+    assert ctx.device == "cpu"
+    assert torch.get_num_threads() == 1  # smoke: one thread
+
+
+def test_parameters_win_over_environment_for_paths(clean_env, tiny_dataset: Path,
+                                                   tmp_path: Path) -> None:
+    clean_env.setenv("CYCLEGAN_DATA", str(tmp_path / "elsewhere"))
+    clean_env.setenv("CYCLEGAN_RUNS", str(tmp_path / "env_runs"))
+    ctx = book.chapter_setup(profile="smoke", data_dir=tiny_dataset,
+                             runs_dir=tmp_path / "param_runs", quiet=True)
+    assert ctx.data_dir == tiny_dataset.resolve()
+    assert ctx.runs_dir == (tmp_path / "param_runs").resolve()
+
+
+def test_environment_gives_defaults(clean_env, tiny_dataset: Path, tmp_path: Path,
+                                    capsys: pytest.CaptureFixture) -> None:
+    clean_env.setenv("CYCLEGAN_DATA", str(tiny_dataset))
+    clean_env.setenv("CYCLEGAN_RUNS", str(tmp_path / "env_runs"))
+    clean_env.setenv("CYCLEGAN_FACES", str(tmp_path / "faces"))
+    clean_env.setenv("CYCLEGAN_INCEPTION_WEIGHTS", str(tmp_path / "w.pth"))
+    ctx = book.chapter_setup(profile="smoke")
+    assert ctx.data_dir == tiny_dataset.resolve()
+    assert ctx.runs_dir == (tmp_path / "env_runs").resolve()
+    assert ctx.faces_dir == (tmp_path / "faces").resolve()
+    assert ctx.inception_weights == tmp_path / "w.pth"
+    out = capsys.readouterr().out.strip().splitlines()
+    assert len(out) == 1 and "profile=smoke" in out[0] and str(tiny_dataset) in out[0]
+
+
+def test_default_runs_dir_is_next_to_toc(clean_env, tiny_dataset: Path, tmp_path: Path) -> None:
+    root = tmp_path / "repo"
+    (root / "notebooks").mkdir(parents=True)
+    (root / "_toc.yml").write_text("format: jb-book\n")
+    clean_env.chdir(root / "notebooks")
+    ctx = book.chapter_setup(profile="smoke", data_dir=tiny_dataset, quiet=True)
+    assert ctx.repo_root == root.resolve()
+    assert ctx.runs_dir == (root / "runs").resolve()
+    assert ctx.faces_dir == (tiny_dataset.parent / "faces").resolve()
+
+
+def test_bad_profile_and_missing_data_are_clear(clean_env, tiny_dataset: Path,
+                                                tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="unknown profile"):
+        book.chapter_setup(profile="huge", data_dir=tiny_dataset, quiet=True)
+    with pytest.raises(FileNotFoundError, match="selfie2anime"):
+        book.chapter_setup(profile="smoke", data_dir=tmp_path / "nope", quiet=True)
+
+
+def test_colab_setup_is_a_no_op_elsewhere() -> None:
+    assert not book.on_colab()
+    assert book.colab_setup() is None
+
+
+# -- tables ----------------------------------------------------------------------------------
+
+def test_markdown_table_formats_values() -> None:
+    text = book.markdown_table([{"a": 1234567, "b": 0.123456, "c": None, "d": "x|y", "e": True}])
+    lines = text.splitlines()
+    assert lines[0] == "| a | b | c | d | e |"
+    assert lines[1] == "|---|---|---|---|---|"
+    assert lines[2] == "| 1,234,567 | 0.123 | n/a | x\\|y | yes |"
+    assert book.markdown_table([]) == "*(no rows)*"
+    html = book.markdown_to_html(text)
+    assert html is not None and "<table>" in html and "<td>1,234,567</td>" in html
+
+
+def test_parameter_table_has_the_papers_38_percent() -> None:
+    rows = {r["blocks"]: r for r in book.parameter_table(ngf=64)}
+    assert rows[9]["parameters"] == 11_378_179
+    assert rows[6]["parameters"] == 7_837_699
+    assert rows[3]["parameters"] == 4_297_219
+    assert round(rows[3]["share of largest"] * 100) == 38
+    assert rows[9]["share of largest"] == 1.0
+
+
+def test_preset_table_shows_what_changes() -> None:
+    rows = {r["setting"]: r for r in book.preset_table(["naive", "stabilized"], "smoke")}
+    assert rows["gan_loss"]["naive"] == "nll" and rows["gan_loss"]["stabilized"] == "lsgan"
+    assert rows["pool_size"]["naive"] == 0 and rows["pool_size"]["stabilized"] == 50
+
+
+# -- data ------------------------------------------------------------------------------------
+
+def test_scan_overview_and_describe(clean_env, tiny_dataset: Path, tmp_path: Path) -> None:
+    (tiny_dataset / "trainA" / "notes.txt").write_text("not an image")
+    ctx = book.chapter_setup(profile="smoke", data_dir=tiny_dataset, runs_dir=tmp_path,
+                             quiet=True)
+    rows, report = book.scan_overview(ctx)
+    by = {r["folder"]: r for r in rows}
+    assert by["trainA"]["files"] == 9 and by["trainA"]["used"] == 8
+    assert by["trainA"]["skipped"] == 1
+    assert "notes.txt" in report
+    text = book.describe_scan(rows, max_images=12)
+    assert "skipped 1" in text and "first 12" in text
+    clean = book.describe_scan([{"used": 3, "converted": 0, "skipped": 0}], None)
+    assert "skipped none" in clean and "first" not in clean
+
+
+def test_folder_overview_reads_real_formats(tmp_path: Path) -> None:
+    from PIL import Image
+
+    tmp_path.joinpath("d").mkdir()
+    Image.new("RGB", (40, 30)).save(tmp_path / "d" / "a.jpg", format="PNG")  # PNG behind .jpg
+    Image.new("L", (50, 50)).save(tmp_path / "d" / "b.jpg", format="JPEG")
+    (tmp_path / "d" / "c.jpg").write_bytes(b"junk")
+    info = book.folder_overview(tmp_path / "d")
+    assert info["files"] == 3 and info["unreadable"] == 1
+    assert "PNG 1" in info["formats"] and "JPEG 1" in info["formats"]
+    assert info["min side"] == 30 and info["max side"] == 50
+
+
+# -- runs and summaries ----------------------------------------------------------------------
+
+def test_ensure_runs_reuses_a_complete_run(clean_env, smoke_run: Path, data_root: Path,
+                                           tmp_path: Path) -> None:
+    runs_dir = tmp_path / "runs"
+    shutil.copytree(smoke_run, runs_dir / "smoke" / "stabilized")
+    ckpts = sorted((runs_dir / "smoke" / "stabilized" / "checkpoints").iterdir())
+    before = [p.stat().st_mtime_ns for p in ckpts]
+    ctx = book.chapter_setup(profile="smoke", data_dir=data_root, runs_dir=runs_dir, quiet=True)
+    runs = book.ensure_runs(ctx, ["blocks9"])  # alias of stabilized
+    assert runs == {"blocks9": runs_dir / "smoke" / "stabilized"}
+    assert [p.stat().st_mtime_ns for p in ckpts] == before
+    info = book.run_info(runs["blocks9"])
+    assert info["preset"] == "stabilized" and info["complete"] is True
+
+
+def test_loss_summary_relative_to_chance(smoke_run: Path) -> None:
+    s = book.loss_summary(smoke_run)
+    assert s["steps"] == 8 and s["gan_loss"] == "lsgan"
+    assert math.isclose(s["D / chance"], s["D"] / 0.25)
+    sentence = book.describe_losses("stabilised", s)
+    assert f"{s['D']:.3f}" in sentence and "stabilised" in sentence
+    assert book.d_balance_words(0.1).startswith("the discriminators separate")
+    assert book.d_balance_words(1.0).startswith("neither side")
+    assert book.d_balance_words(2.0).startswith("the discriminators do worse")
+
+
+def test_output_value_summary_sees_the_relu_floor() -> None:
+    x = torch.relu(torch.randn(2, 3, 8, 8))
+    s = book.output_value_summary(x)
+    assert s["share < 0"] == 0.0 and s["min"] >= 0.0
+    assert book.output_value_summary(torch.full((1, 3, 2, 2), -0.5))["share < 0"] == 1.0
+
+
+def test_runs_table_calls_a_patch_as_large_as_the_image_the_whole_image(smoke_run: Path,
+                                                                       tmp_path: Path) -> None:
+    run = tmp_path / "naive"
+    shutil.copytree(smoke_run, run)
+    cfg = json.loads((run / "config.json").read_text())
+    cfg["d_patch"] = cfg["image_size"]
+    (run / "config.json").write_text(json.dumps(cfg))
+    rows = book.runs_table({"naive": run, "stabilised": smoke_run})
+    assert rows[0]["D sees"] == "whole image" and rows[1]["D sees"] == "whole image"
+    assert "KIDx100 A->B" not in rows[0]  # never measured: column left out
+
+
+def test_run_metrics_smoke(clean_env, smoke_run: Path, data_root: Path, anime_cascade: Path,
+                           tmp_path: Path) -> None:
+    clean_env.setenv("CYCLEGAN_INCEPTION_WEIGHTS", "off")
+    clean_env.setenv("CYCLEGAN_ANIME_CASCADE", str(anime_cascade))
+    run = tmp_path / "run"
+    shutil.copytree(smoke_run, run)
+    ctx = book.chapter_setup(profile="smoke", data_dir=data_root, runs_dir=tmp_path, quiet=True)
+    metrics = book.run_metrics(ctx, {"mine": run})
+    m = metrics["mine"]
+    assert m["data"]["n_testA"] == book.SMOKE_EVAL_IMAGES
+    assert (run / "metrics.json").is_file()
+    assert book.metric(m, "cycle L1 A") is not None
+    assert book.metric(m, "KIDx100 A->B") is None
+
+
+# -- photos ----------------------------------------------------------------------------------
+
+def test_photo_helpers(clean_env, tiny_dataset: Path, tmp_path: Path) -> None:
+    faces = tmp_path / "faces"
+    for name in ("consistency/bob_a.jpg", "consistency/bob_b.jpg", "consistency/solo_a.jpg",
+                 "dark/x.jpg", "dark/y.jpg"):
+        (faces / name).parent.mkdir(parents=True, exist_ok=True)
+        (faces / name).write_bytes(b"")
+    (faces / "MANIFEST.csv").write_text(
+        "file,category,source_repo,source_path,license,notes\n"
+        "dark/x.jpg,dark,a/b,p.jpg,CC BY 4.0,SYNTHETIC: -3 EV\n"
+        "dark/y.jpg,dark,a/b,q.jpg,MIT,real photo\n")
+    clean_env.setenv("CYCLEGAN_FACES", str(faces))
+    ctx = book.chapter_setup(profile="smoke", data_dir=tiny_dataset, runs_dir=tmp_path,
+                             quiet=True)
+    pairs = book.consistency_pairs(ctx)
+    assert [(a.name, b.name) for a, b in pairs] == [("bob_a.jpg", "bob_b.jpg")]
+    dark = book.face_photos(ctx, "dark")
+    labels = book.photo_labels(ctx, dark)
+    assert "SYNTHETIC" in labels[0] and "SYNTHETIC" not in labels[1]
+    credits = book.credits_table(ctx, ["dark"])
+    assert [c["file"] for c in credits] == ["dark/x.jpg", "dark/y.jpg"]
+    assert credits[0]["licence"] == "CC BY 4.0"
+    assert book.face_photos(ctx, "missing") == []
+
+
+# -- verdicts --------------------------------------------------------------------------------
+
+def test_compare() -> None:
+    assert book.compare(0.8, 0.5, True, 0.1) == "better"
+    assert book.compare(0.5, 0.8, True, 0.1) == "worse"
+    assert book.compare(0.55, 0.5, True, 0.1) == "about the same"
+    assert book.compare(10.0, 14.0, False, 1.0) == "better"
+    assert book.compare(None, 0.5, True, 0.1) == "not measured"
+    assert book.compare(float("nan"), 0.5, True, 0.1) == "not measured"
+
+
+def _m(rate: float | None = None, kid: float | None = None) -> dict:
+    return {"detector": {"G_AB(testA)": {"anime": rate}},
+            "kid_x100": None if kid is None else {"A->B": {"mean": kid, "std": 0.1}}}
+
+
+def test_quality_prefers_kid_when_both_runs_have_it() -> None:
+    word, detail = book.quality_comparison(_m(0.2, kid=10.0), _m(0.9, kid=15.0))
+    assert word == "better" and detail.startswith("KID")
+    word, detail = book.quality_comparison(_m(0.2, kid=10.0), _m(0.9))
+    assert word == "worse" and "anime-detector" in detail
+
+
+def _claims(naive: dict, stab: dict) -> dict[str, str]:
+    metrics = {"naive": naive, "stabilized": stab, "patch32": stab, "blocks3": stab,
+               "blocks6": stab}
+    infos = {"blocks3": {"seconds_per_step": 0.2}, "stabilized": {"seconds_per_step": 0.4}}
+    losses = {"naive": {"D / chance": 0.1, "g_spread": 0.5},
+              "stabilized": {"D / chance": 1.0, "g_spread": 0.2}}
+    rows = book.paper_claims(metrics, infos, losses, book.parameter_table(64))
+    return {r["claim"][:20]: r["verdict"] for r in rows}
+
+
+def test_paper_claims_follow_the_numbers() -> None:
+    good = _claims(_m(0.1), _m(0.8))
+    assert good["The naive model (NLL"] == "reproduced"
+    assert good["3 residual blocks ne"] == "reproduced"
+    assert good["A discriminator judg"] == "no clear difference here"
+    bad = _claims(_m(0.8), _m(0.1))
+    assert bad["The naive model (NLL"] == "not reproduced"
+    same = _claims(_m(0.5), _m(0.52))
+    assert same["The naive model (NLL"].startswith("not reproduced (no clear")
+    missing = _claims({}, {})
+    assert missing["The naive model (NLL"] == "not measured"
