@@ -1,6 +1,7 @@
 """Checkpoint files: atomic writes, weights-only loading, RNG capture, keeping the newest K."""
 from __future__ import annotations
 
+import io
 import random
 from pathlib import Path
 
@@ -8,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 
+from cyclegan_lib import checkpoint as checkpoint_module
 from cyclegan_lib.checkpoint import (CheckpointError, atomic_save, capture_rng, checkpoint_name,
                                      latest_checkpoint, list_checkpoints, prune_checkpoints,
                                      restore_rng, safe_load)
@@ -68,3 +70,44 @@ def test_rng_capture_restores_every_generator(tmp_path: Path) -> None:
     assert torch.equal(got[0], expected[0])
     assert np.array_equal(got[1], expected[1]) and np.array_equal(got[3], expected[3])
     assert got[2] == expected[2] and got[4] == expected[4]
+
+
+def _state_of_folder(folder: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in folder.iterdir()}
+
+
+def test_crash_mid_write_leaves_the_old_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+                                             ) -> None:
+    path = atomic_save({"w": torch.ones(100), "step": 1}, tmp_path / "step_00000001.pt")
+    before = _state_of_folder(tmp_path)
+    real_save = torch.save
+
+    def half_then_full_disk(obj, f, *args, **kwargs):
+        buf = io.BytesIO()
+        real_save(obj, buf)
+        f.write(buf.getvalue()[: len(buf.getvalue()) // 2])
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(torch, "save", half_then_full_disk)
+    with pytest.raises(OSError, match="No space"):
+        atomic_save({"w": torch.zeros(100), "step": 2}, path)  # overwrite in place
+    with pytest.raises(OSError, match="No space"):
+        atomic_save({"w": torch.zeros(100), "step": 2}, tmp_path / "step_00000002.pt")
+    assert _state_of_folder(tmp_path) == before  # no partial file, no temp file
+    assert safe_load(path)["step"] == 1
+
+
+def test_failed_rename_leaves_the_old_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+                                           ) -> None:
+    path = atomic_save({"step": 1}, tmp_path / "a.pt")
+    before = _state_of_folder(tmp_path)
+
+    def no_rename(src, dst):
+        raise OSError(5, "Input/output error")
+
+    monkeypatch.setattr(checkpoint_module.os, "replace", no_rename)
+    with pytest.raises(OSError, match="Input/output"):
+        atomic_save({"step": 2}, path)
+    monkeypatch.undo()
+    assert _state_of_folder(tmp_path) == before
+    assert safe_load(path)["step"] == 1
