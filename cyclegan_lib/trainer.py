@@ -162,8 +162,10 @@ class Trainer:
         self.data = data if data is not None else load_unpaired(
             self.data_dir, "train", cfg.resolved_load_size, min_size=cfg.image_size,
             max_images=cfg.max_images)
-        self.epoch_size = cfg.epoch_size or max(len(self.data.a), len(self.data.b)) // (
-            cfg.batch_size * world_size)
+        # At least one step per epoch: fewer images than one (global) batch would otherwise
+        # make a "complete" run of zero steps.
+        self.epoch_size = cfg.epoch_size or max(1, max(len(self.data.a), len(self.data.b)) // (
+            cfg.batch_size * world_size))
         self.total_steps = cfg.total_epochs * self.epoch_size
         self.end_step = min(self.total_steps, cfg.max_steps or self.total_steps)
 
