@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import csv
+import dataclasses
 from pathlib import Path
 
 import pytest
@@ -194,3 +195,13 @@ def test_load_generator_errors(tmp_path: Path) -> None:
         load_generator(tmp_path / "other.pt")
     with pytest.raises(ValueError, match="direction"):
         load_generator(tmp_path / "other.pt", direction="sideways")
+
+
+def test_fewer_images_than_a_batch_still_trains(tiny_dataset: Path, tmp_path: Path,
+                                                one_thread) -> None:
+    """8 images, batch 16, epoch size from the data: one step per epoch, not zero."""
+    cfg = dataclasses.replace(make_config("stabilized", "smoke", batch_size=16),
+                              epoch_size=None).validate()
+    summary = train(cfg, tiny_dataset, tmp_path / "run", progress=False)
+    assert summary["total_steps"] == cfg.total_epochs == 2 and summary["step"] == 2
+    assert latest_checkpoint(tmp_path / "run" / "checkpoints").name == "step_00000002.pt"
