@@ -38,6 +38,14 @@ def _quiet_rank() -> bool:
     return os.environ.get("RANK", "0") not in ("", "0") and bool(os.environ.get("MASTER_ADDR"))
 
 
+def _image_size(text: str) -> int:
+    """A size the generator maps to itself: two stride-2 steps down and up."""
+    value = _positive_int(text)
+    if value < 32 or value % 4:
+        raise argparse.ArgumentTypeError(f"must be a multiple of 4 and at least 32, got {value}")
+    return value
+
+
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> None:  # one line, exit 2
         self.exit(2, None if _quiet_rank() else f"{self.prog}: error: {message}\n")
@@ -73,8 +81,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("inputs", nargs="+", help="image files or folders")
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--direction", default="AtoB", choices=["AtoB", "BtoA"])
-    p.add_argument("--size", type=_positive_int, default=None,
-                   help="network input size (default: the run's image size)")
+    p.add_argument("--size", type=_image_size, default=None,
+                   help="network input size, a multiple of 4, at least 32 "
+                        "(default: the run's image size)")
     p.add_argument("--crop-face", action="store_true",
                    help="find the largest face and translate a square crop around it")
     p.add_argument("--no-crop-fallback", action="store_true",

@@ -157,9 +157,14 @@ def test_parser_knows_the_commands() -> None:
     args = parser.parse_args(["train", "--out", "x", "--max-steps", "5", "--resume"])
     assert (args.command, args.max_steps, args.resume, args.preset) == ("train", 5, True,
                                                                        "stabilized")
-    with pytest.raises(SystemExit) as info:
-        parser.parse_args(["train", "--out", "x", "--save-every", "0"])
-    assert info.value.code == 2
+    for bad in (["train", "--out", "x", "--save-every", "0"],
+                ["translate", "--checkpoint", "r", "in.jpg", "--out", "o", "--size", "30"],
+                ["translate", "--checkpoint", "r", "in.jpg", "--out", "o", "--size", "2"]):
+        with pytest.raises(SystemExit) as info:
+            parser.parse_args(bad)
+        assert info.value.code == 2
+    assert parser.parse_args(["translate", "--checkpoint", "r", "x", "--out", "o",
+                              "--size", "256"]).size == 256
 
 
 def test_disk_full_during_training_is_one_line(tiny_dataset: Path, tmp_path: Path,
