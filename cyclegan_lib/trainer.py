@@ -29,7 +29,6 @@ from typing import Callable
 
 import torch
 from torch import nn
-from torchvision.utils import make_grid, save_image
 
 from .buffer import ImageHistoryBuffer
 from .checkpoint import (CheckpointError, atomic_save, capture_rng, checkpoint_name,
@@ -419,6 +418,9 @@ class Trainer:
         fake_a = g_ba(b)
         rows = [a, fake_b, g_ba(fake_b), b, fake_a, g_ab(fake_a)]
         g_ab.train(), g_ba.train()
+        # Imported here: torchvision takes seconds to import and errors should come first.
+        from torchvision.utils import make_grid, save_image
+
         grid = make_grid(torch.cat([r.float().cpu() for r in rows]), nrow=len(a),
                          normalize=True, value_range=(-1, 1), padding=2)
         path = self.run_dir / "samples" / f"step_{self.step:08d}.png"
