@@ -131,12 +131,14 @@ def _decode(path: Path, size: int, min_size: int) -> tuple[torch.Tensor | None, 
     """Decode one file: (uint8 CHW tensor at ``size``, conversion note, skip reason)."""
     try:
         image, note = open_rgb(path)
+        if min(image.size) < min_size:
+            return None, None, f"too small ({image.size[0]}x{image.size[1]} < {min_size} px crop)"
+        image = image.resize((size, size), Image.BICUBIC)
+        return to_uint8(image), note, None
     except (ValueError, OSError) as exc:
         return None, None, str(exc)
-    if min(image.size) < min_size:
-        return None, None, f"too small ({image.size[0]}x{image.size[1]} < {min_size} px crop)"
-    image = image.resize((size, size), Image.BICUBIC)
-    return to_uint8(image), note, None
+    except Exception as exc:  # noqa: BLE001  a decoder bug on one odd file must not stop a run
+        return None, None, f"unreadable image ({type(exc).__name__}: {exc})"
 
 
 def to_uint8(image: Image.Image) -> torch.Tensor:

@@ -177,3 +177,25 @@ def test_dark_16bit_image_keeps_its_brightness(tmp_path: Path) -> None:
     rgb, note = open_rgb(tmp_path / "dark16.png")
     assert rgb.mode == "RGB" and "16-bit" in note
     assert np.asarray(rgb).max() <= 1  # 199/65535 of full scale, not 199/255
+
+
+def test_a_decoder_crash_on_one_file_skips_only_that_file(tmp_path: Path,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """Whatever a decoder raises on one odd file, the scan lists it and goes on."""
+    import struct
+
+    import cyclegan_lib.data as data_module
+
+    make_images(tmp_path / "A", 3)
+    real = data_module.open_rgb
+
+    def flaky(path):
+        if Path(path).name == "img_001.jpg":
+            raise struct.error("unpack requires a buffer of 4 bytes")
+        return real(path)
+
+    monkeypatch.setattr(data_module, "open_rgb", flaky)
+    images, report = scan_folder(tmp_path / "A", 36)
+    assert report.used == ["img_000.jpg", "img_002.jpg"] and len(images) == 2
+    assert report.skipped == [("img_001.jpg", "unreadable image (error: unpack requires a "
+                                              "buffer of 4 bytes)")]
