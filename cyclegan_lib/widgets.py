@@ -132,7 +132,8 @@ class PhotoUpload:
                                    description="your photo")
         self.status = w.HTML("Upload a photo with a face (needs a running kernel: Colab or "
                              "Jupyter; on the static page this button does nothing).")
-        self.result = w.Image(format="png")
+        # Hidden until a photo is translated: an empty image is a broken image on the static page.
+        self.result = w.Image(format="png", layout=w.Layout(display="none"))
         self.upload.observe(self._on_upload, names="value")
         self.widget = w.VBox([self.upload, self.status, self.result])
 
@@ -165,6 +166,7 @@ class PhotoUpload:
             self.status.value = f"could not translate: {exc}"
             return
         self.result.value = png_bytes(pair)
+        self.result.layout.display = None
         self.status.value = note
 
 
