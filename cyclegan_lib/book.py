@@ -35,7 +35,9 @@ __all__ = [
     "ensure_run", "ensure_runs", "run_info", "markdown_table", "markdown_to_html",
     "show_markdown", "scan_overview", "folder_overview", "parameter_table", "loss_summary",
     "output_value_summary", "profile_config", "describe_scan", "d_balance_words",
-    "describe_losses", "describe_comparison", "face_detector_rates", "METRIC_PATHS", "metric",
+    "describe_losses", "describe_comparison", "describe_run", "describe_parameters",
+    "timing_table", "describe_patch", "describe_budget", "describe_kid", "face_summary",
+    "face_detector_rates", "METRIC_PATHS", "metric",
     "inception_weights", "run_metrics", "show_metrics", "runs_table", "preset_table",
     "face_photos", "consistency_pairs", "read_manifest", "photo_labels", "credits_table",
     "compare", "quality_comparison", "paper_claims", "ANIME_CASCADE_URL", "SELFIE2ANIME_HELP",
@@ -518,6 +520,87 @@ def describe_comparison(name_a: str, name_b: str, ma: Mapping[str, Any] | None,
     verdict = "about as good as" if word == "about the same" else f"{word} than"
     return (f"By the {detail} ({name_a} vs {name_b}), **{name_a}** is **{verdict}** "
             f"{name_b} ({tol} count as noise).")
+
+
+def describe_run(label: str, run_dir: str | Path) -> str:
+    """One line on a run: steps, training time, device and network sizes (summary.json)."""
+    i = run_info(run_dir)
+    minutes = f"{i['train_seconds'] / 60:.1f} min" if "train_seconds" in i else "? min"
+    return (f"{label}: {i.get('step', 0):,} of {i.get('total_steps', 0):,} steps in {minutes} "
+            f"on {i.get('device', '?')}; generator {i.get('params_G', 0):,} parameters, "
+            f"discriminator {i.get('params_D', 0):,}")
+
+
+def describe_parameters(rows: Sequence[Mapping[str, Any]]) -> str:
+    """The 38% sentence, from :func:`parameter_table` rows (blocks 3, 6 and 9)."""
+    n = {int(r["blocks"]): int(r["parameters"]) for r in rows}
+    per_block = (n[6] - n[3]) // 3
+    return (f"3 blocks have **{n[3] / n[9]:.1%}** of the parameters of 9 blocks. Each block adds "
+            f"{per_block:,} parameters (two 3x3 convolutions at 4 x ngf channels); everything "
+            f"else adds {n[3] - 3 * per_block:,}.")
+
+
+def timing_table(runs: Mapping[int, str | Path]) -> list[dict[str, Any]]:
+    """Size and training time of runs keyed by block count, relative to the largest."""
+    infos = {n: run_info(r) for n, r in runs.items()}
+    ref = infos[max(infos)]
+    return [{"blocks": n, "G params": i.get("params_G"), "steps": i.get("step"),
+             "device": i.get("device"), "train min": i.get("train_seconds", 0) / 60,
+             "s / step": i.get("seconds_per_step"),
+             "time vs largest": i["seconds_per_step"] / ref["seconds_per_step"]
+             if i.get("seconds_per_step") and ref.get("seconds_per_step") else None,
+             "params vs largest": i["params_G"] / ref["params_G"]
+             if i.get("params_G") and ref.get("params_G") else None}
+            for n, i in infos.items()]
+
+
+def describe_patch(ctx: ChapterContext) -> str:
+    """How much of an image the 32x32 discriminator sees at this profile (and at 256 px)."""
+    base, small = profile_config(ctx, "stabilized"), profile_config(ctx, "patch32")
+    assert small.d_patch is not None
+    return (f"At this profile images are {base.image_size} px: a {small.d_patch}x{small.d_patch} "
+            f"patch covers {(small.d_patch / base.image_size) ** 2:.0%} of an image (at the "
+            f"paper's 256 px, a 32x32 patch covers {(32 / 256) ** 2:.1%}).")
+
+
+def describe_budget(ctx: ChapterContext) -> str:
+    """This profile's training budget against the paper's settings on the same data."""
+    from .config import make_config
+
+    here, full = make_config("stabilized", ctx.profile), make_config("stabilized", "full")
+    epoch = max(sum(1 for p in (ctx.data_dir / d).iterdir() if p.is_file())
+                for d in ("trainA", "trainB"))
+    steps_here = here.total_epochs * (here.epoch_size or epoch)
+    steps_full = full.total_epochs * (full.epoch_size or epoch)
+    return (f"This profile ({ctx.profile}): {here.image_size} px, ngf {here.ngf}, "
+            f"{steps_here:,} steps. The paper's settings on this data (profile full): "
+            f"{full.image_size} px, ngf {full.ngf}, {steps_full:,} steps ({full.total_epochs} "
+            f"epochs of {epoch:,}). These runs trained for "
+            f"{100 * steps_here / steps_full:.2g}% of those steps, on images with "
+            f"{100 * (here.image_size / full.image_size) ** 2:.2g}% of the pixels.")
+
+
+def describe_kid(ctx: ChapterContext, metrics: Mapping[str, Any] | None) -> str:
+    """The stabilised model's KID beside U-GAT-IT's published table, or why there is none."""
+    from .evaluate import PUBLISHED_KID_X100
+
+    published = ", ".join(f"{k} {v}" for k, v in PUBLISHED_KID_X100.items())
+    kid = metric(metrics, "KIDx100 A->B")
+    if kid is None:
+        why = (metrics or {}).get("kid_skipped", "no reason recorded")
+        return (f"KID was not computed for these runs ({why}), so there is no number to set "
+                f"beside the published ones (KID x100: {published}).")
+    return (f"The stabilised model's KID x100 (human -> anime) is {kid:.2f}; the U-GAT-IT paper "
+            f"reports {published} at 256 px after full training. These runs were trained at "
+            f"the {ctx.profile!r} profile, so the comparison says how far this profile is "
+            f"from a full run, not how the method compares.")
+
+
+def face_summary(results: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """Per qualitative test: photos, faces found, anime-detector rate on each model's outputs."""
+    return [{"test": c, "photos": len(r.photos), "face found": sum(r.found),
+             **{f"anime det. {m}": rate for m, rate in face_detector_rates(r.outputs).items()}}
+            for c, r in results.items()]
 
 
 def face_detector_rates(outputs: Mapping[str, Sequence[Any]]) -> dict[str, float | None]:

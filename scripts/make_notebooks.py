@@ -54,10 +54,10 @@ def header(title: str, intro: str) -> list[nbformat.NotebookNode]:
     return [
         md(f"# {title}\n\n{intro.strip()}"),
         code(f'''
-# On Google Colab: install the library and fetch what it needs. Does nothing elsewhere.
+# On Google Colab: install the library and fetch the data. A no-op elsewhere.
 import sys
 if "google.colab" in sys.modules:
-    %pip install -q "cyclegan-lib[book] @ git+{url}"
+    %pip install -q "cyclegan-lib @ git+{url}"
     from cyclegan_lib.book import colab_setup
     colab_setup()
 '''),
@@ -72,7 +72,8 @@ device = "auto"
 from cyclegan_lib import book, viz
 from cyclegan_lib.book import chapter_setup
 
-ctx = chapter_setup(profile=profile, data_dir=data_dir, runs_dir=runs_dir, seed=seed, device=device)
+ctx = chapter_setup(profile=profile, data_dir=data_dir, runs_dir=runs_dir,
+                    seed=seed, device=device)
 '''),
     ]
 
@@ -131,7 +132,8 @@ many there are, what format the bytes really are (a name ending in `.jpg` proves
 colour modes and pixel sizes.
 '''), code('''
 folders = ["trainA", "trainB", "testA", "testB"]
-book.show_markdown(book.markdown_table([book.folder_overview(ctx.data_dir / f) for f in folders]))
+overview = [book.folder_overview(ctx.data_dir / f) for f in folders]
+book.show_markdown(book.markdown_table(overview))
 '''), md('''
 In the original selfie2anime download the anime files are PNG data behind `.jpg` names; the
 copy used here was re-encoded as real JPEG to save space (see the data README). The
@@ -152,7 +154,8 @@ rows, report = book.scan_overview(ctx)
 book.show_markdown(book.markdown_table(rows))
 print(report)
 '''), code('''
-book.show_markdown(book.describe_scan(rows, book.profile_config(ctx).max_images))
+cfg = book.profile_config(ctx)
+book.show_markdown(book.describe_scan(rows, cfg.max_images))
 '''), md('''
 The `tensor` column is what the trainer keeps in memory: every usable image decoded once,
 resized once, and stored as one `uint8` tensor per domain. No JPEG is decoded twice during
@@ -167,7 +170,8 @@ import torch
 
 x_a = viz.test_images(ctx.data_dir, "A", n=8, size=128, split="train")
 x_b = viz.test_images(ctx.data_dir, "B", n=8, size=128, split="train")
-viz.show_grid(torch.cat([x_a, x_b]), nrow=8, row_titles=["trainA (human)", "trainB (anime)"]);
+viz.show_grid(torch.cat([x_a, x_b]), nrow=8,
+              row_titles=["trainA (human)", "trainB (anime)"]);
 '''), md('''
 What a translation has to change: anime faces have much larger eyes, tiny noses and mouths,
 pointed chins, flat colour areas with dark outlines, and hair colours no selfie has. Selfies
@@ -185,10 +189,10 @@ these steps to one training image with this chapter's profile sizes; the crop po
 from the same seeded plan the trainer draws (`cyclegan_lib.data.EpochPlan`), and
 the flip is forced on so that the step is visible.
 '''), code('''
-cfg = book.profile_config(ctx)
 first = sorted((ctx.data_dir / "trainA").iterdir())[0]
-print(f"profile {ctx.profile}: resize to {cfg.resolved_load_size} px, crop {cfg.image_size} px")
-viz.transform_steps(first, cfg.resolved_load_size, cfg.image_size, seed=ctx.seed, flip=True);
+load, crop = cfg.resolved_load_size, cfg.image_size
+print(f"profile {ctx.profile}: resize to {load} px, crop {crop} px")
+viz.transform_steps(first, load, crop, seed=ctx.seed, flip=True);
 '''), md('''
 Steps 1-2 happen once, when the data are loaded (and cached on disk); steps 3-5 happen for
 every training image at every step, on the tensors in memory. Crops and flips are cheap
@@ -240,10 +244,11 @@ Four choices separate this model from the official CycleGAN recipe of the next c
 The settings of the naive and the official (stabilised) model side by side, as this
 profile builds them:
 '''), code('''
-book.show_markdown(book.markdown_table(book.preset_table(["naive", "stabilized"], ctx.profile)))
+settings = book.preset_table(["naive", "stabilized"], ctx.profile)
+book.show_markdown(book.markdown_table(settings))
 cfg = book.profile_config(ctx, "naive")
-print(f"At this profile images are {cfg.image_size} px, and the naive discriminator judges "
-      f"{cfg.d_patch}x{cfg.d_patch} px inputs (the paper's 70 px, capped at the image size).")
+print(f"Images are {cfg.image_size} px at this profile; the naive discriminator judges "
+      f"{cfg.d_patch}x{cfg.d_patch} px inputs (70 px, capped at the image size).")
 '''), md('''
 ## Training
 
@@ -252,9 +257,7 @@ were trained by `scripts/train_cpu_runs.sh` at the `cpu` profile) and trains it 
 so this chapter also runs on its own.
 '''), code('''
 runs = book.ensure_runs(ctx, ["naive"])
-info = book.run_info(runs["naive"])
-print(f"naive: {info['step']:,} steps in {info['train_seconds'] / 60:.1f} min on {info['device']}, "
-      f"generator {info['params_G']:,} parameters, discriminator {info['params_D']:,}")
+print(book.describe_run("naive", runs["naive"]))
 '''), md('''
 ## Loss curves
 
@@ -265,7 +268,8 @@ error that does not depend on the discriminators; it should fall steadily in any
 '''), code('''
 viz.plot_losses({"naive": runs["naive"]});
 '''), code('''
-book.show_markdown(book.describe_losses("naive", book.loss_summary(runs["naive"])))
+summary = book.loss_summary(runs["naive"])
+book.show_markdown(book.describe_losses("naive", summary))
 '''), md('''
 ## Samples
 
@@ -293,11 +297,10 @@ size = cfg.image_size
 x_a = viz.test_images(ctx.data_dir, "A", n=16, size=size)
 real_b = viz.test_images(ctx.data_dir, "B", n=16, size=size)
 fake_b = viz.generate(runs["naive"], x_a, device=ctx.device)
-viz.plot_value_histograms({"real anime (testB)": real_b, "naive G_AB(testA)": fake_b});
-book.show_markdown(book.markdown_table([
-    {"images": "real anime (testB)", **book.output_value_summary(real_b)},
-    {"images": "naive G_AB(testA)", **book.output_value_summary(fake_b)},
-]))
+batches = {"real anime (testB)": real_b, "naive G_AB(testA)": fake_b}
+viz.plot_value_histograms(batches);
+rows = [{"images": k, **book.output_value_summary(x)} for k, x in batches.items()]
+book.show_markdown(book.markdown_table(rows))
 '''), md('''
 The `share < 0` column is the fraction of values darker than mid-grey. For the naive
 generator it is exactly 0 by construction: whatever it learns, dark hair, outlines and
@@ -375,7 +378,8 @@ says whether the recipe as a whole helps, not which of its parts does. (Each par
 option of `cyclegan_lib.config.TrainConfig`, so single changes can be tried with
 `make_config("naive", profile, gan_loss="lsgan")` and the like.)
 '''), code('''
-book.show_markdown(book.markdown_table(book.preset_table(["naive", "stabilized"], ctx.profile)))
+settings = book.preset_table(["naive", "stabilized"], ctx.profile)
+book.show_markdown(book.markdown_table(settings))
 '''), md('''
 ## Training
 
@@ -383,8 +387,7 @@ Both runs come from the runs folder when they exist and are trained otherwise.
 '''), code('''
 runs = book.ensure_runs(ctx, ["naive", "stabilized"])
 for name, run in runs.items():
-    info = book.run_info(run)
-    print(f"{name}: {info['step']:,} steps in {info['train_seconds'] / 60:.1f} min on {info['device']}")
+    print(book.describe_run(name, run))
 '''), md('''
 ## Loss curves side by side
 
@@ -397,7 +400,8 @@ viz.plot_losses({"naive": runs["naive"], "stabilised": runs["stabilized"]});
 summaries = {name: book.loss_summary(run) for name, run in runs.items()}
 book.show_markdown(book.markdown_table(
     [{"run": name, **s} for name, s in summaries.items()],
-    columns=["run", "gan_loss", "steps", "D", "D / chance", "G_adv", "g_spread", "cycle"]))
+    columns=["run", "gan_loss", "steps", "D", "D / chance", "G_adv", "g_spread",
+             "cycle"]))
 for name, s in summaries.items():
     book.show_markdown(book.describe_losses(name, s))
 '''), md('''
@@ -413,7 +417,8 @@ The same test images through both models: first selfies to anime, then anime to 
 models = {"naive": runs["naive"], "stabilised": runs["stabilized"]}
 viz.translate_examples(models, ctx.data_dir, n=6, device=ctx.device);
 '''), code('''
-viz.translate_examples(models, ctx.data_dir, n=6, direction="BtoA", device=ctx.device);
+viz.translate_examples(models, ctx.data_dir, n=6, direction="BtoA",
+                       device=ctx.device);
 '''), md('''
 And the stabilised model's training samples and how its translation developed over time
 (compare with the naive model's timeline in chapter 2):
@@ -424,9 +429,9 @@ viz.sample_timeline(runs["stabilized"]);
 '''), md('''
 ## Metrics
 '''), code('''
-metrics = book.show_metrics(ctx, {"naive": runs["naive"], "stabilised": runs["stabilized"]})
-book.show_markdown(book.describe_comparison("stabilised", "naive", metrics["stabilised"],
-                                            metrics["naive"]))
+metrics = book.show_metrics(ctx, models)
+book.show_markdown(book.describe_comparison(
+    "stabilised", "naive", metrics["stabilised"], metrics["naive"]))
 '''), md('''
 The sentence above is computed from the table: it uses KID when it was measured and the
 anime-detector rate otherwise, and it treats small differences as noise (100 test images
@@ -444,14 +449,20 @@ torchrun --nproc_per_node=4 --no-python cyclegan-anime train \\
     --preset stabilized --profile full --data DIR --out runs/full/stabilized
 ```
 
-What changes: every process trains on a different part of each epoch, so the effective
-batch is the number of processes times the batch size (the paper's batch of 1 becomes a
-batch of 4 here) and an epoch takes a quarter of the steps; gradients are averaged across
-processes at every step. Each process keeps its own history buffer, as the official code does
-in its distributed mode. Only the first process writes the run directory (config, losses
-averaged over processes, samples, checkpoints), and a checkpoint written by 4 processes
-resumes or translates on a single CPU. The README's section on multi-GPU training says how
-learning rate and epoch count relate to the larger batch.
+What changes:
+
+* **Effective batch.** Every process trains on a different part of each epoch and the
+  gradients are averaged across processes at every step, so the effective batch is the
+  number of processes times the batch size: the paper's batch of 1 becomes a batch of 4
+  here, and at the `full` profile an epoch (one pass over the data) takes a quarter of the
+  steps. The epoch count and the learning rate (the paper's 2e-4) stay as they are; they
+  have not been re-tuned for larger batches.
+* **History buffer per process.** Each process keeps its own buffer of 50 earlier fakes, as
+  the official code does in its distributed mode.
+* **One writer.** Only the first process writes the run directory (config, losses averaged
+  over processes, samples, checkpoints). Checkpoints hold the plain networks, so a model
+  trained by 4 processes resumes, translates and is evaluated on a single CPU, and the
+  chapters of this book read it like any other run.
 
 ## Summary
 
@@ -479,11 +490,9 @@ trained against it is rewarded for anime-like texture everywhere, whether or not
 a whole looks anime. In this implementation each discriminator call sees one random crop per
 image (`cyclegan_lib.models.random_patches`), for real and generated images alike.
 '''), code('''
-book.show_markdown(book.markdown_table(book.preset_table(["stabilized", "patch32"], ctx.profile)))
-base, small = book.profile_config(ctx, "stabilized"), book.profile_config(ctx, "patch32")
-print(f"At this profile images are {base.image_size} px: the 32x32 patch covers "
-      f"{(small.d_patch / base.image_size) ** 2:.0%} of an image "
-      f"(at the paper's 256 px it would cover {(32 / 256) ** 2:.1%}).")
+settings = book.preset_table(["stabilized", "patch32"], ctx.profile)
+book.show_markdown(book.markdown_table(settings))
+print(book.describe_patch(ctx))
 '''), md('''
 At small profiles the difference between the two models is larger than at the paper's
 resolution: on 64 px images the stabilised discriminator's 70 px receptive field already
@@ -493,14 +502,13 @@ covers the whole image, while the 32 px crops see a quarter of it.
 '''), code('''
 runs = book.ensure_runs(ctx, ["stabilized", "patch32"])
 for name, run in runs.items():
-    info = book.run_info(run)
-    print(f"{name}: {info['step']:,} steps in {info['train_seconds'] / 60:.1f} min on {info['device']}")
+    print(book.describe_run(name, run))
 '''), md('''
 ## Loss curves
 
 Both runs use the LSGAN loss, so here the heights are comparable too.
 '''), code('''
-models = {"70x70 (stabilised)": runs["stabilized"], "32x32": runs["patch32"]}
+models = {"70x70": runs["stabilized"], "32x32": runs["patch32"]}
 viz.plot_losses(models);
 for name, run in models.items():
     book.show_markdown(book.describe_losses(name, book.loss_summary(run)))
@@ -518,8 +526,8 @@ as with the 70x70 discriminator, or less?
 ## Metrics
 '''), code('''
 metrics = book.show_metrics(ctx, models)
-book.show_markdown(book.describe_comparison("32x32", "70x70 (stabilised)", metrics["32x32"],
-                                            metrics["70x70 (stabilised)"]))
+book.show_markdown(book.describe_comparison(
+    "32x32", "70x70", metrics["32x32"], metrics["70x70"]))
 '''), md('''
 ## Summary
 
@@ -546,11 +554,7 @@ at the paper's width (ngf = 64 channels in the first layer):
 '''), code('''
 p64 = book.parameter_table(ngf=64)
 book.show_markdown(book.markdown_table(p64))
-by_blocks = {row["blocks"]: row["parameters"] for row in p64}
-per_block = (by_blocks[6] - by_blocks[3]) // 3
-print(f"3 blocks have {by_blocks[3] / by_blocks[9]:.1%} of the parameters of 9 blocks. "
-      f"Each block adds {per_block:,} parameters (two 3x3 convolutions with 256 channels); "
-      f"everything else adds {by_blocks[3] - 3 * per_block:,}.")
+book.show_markdown(book.describe_parameters(p64))
 '''), md('''
 The residual blocks hold most of the generator's parameters, which is why removing six of
 nine cuts the model to well under half. The `in residual blocks` column gives their share.
@@ -566,14 +570,9 @@ The three runs (the 9-block model is the stabilised run of chapter 3):
 '''), code('''
 runs = book.ensure_runs(ctx, ["blocks3", "blocks6", "stabilized"])
 by_n = {3: runs["blocks3"], 6: runs["blocks6"], 9: runs["stabilized"]}
-infos = {n: book.run_info(run) for n, run in by_n.items()}
-book.show_markdown(book.markdown_table([
-    {"blocks": n, "G params": i["params_G"], "steps": i["step"], "device": i["device"],
-     "train min": i["train_seconds"] / 60, "s / step": i["seconds_per_step"],
-     "time vs 9 blocks": i["seconds_per_step"] / infos[9]["seconds_per_step"],
-     "params vs 9 blocks": i["params_G"] / infos[9]["params_G"]}
-    for n, i in infos.items()]))
-viz.plot_bars({f"{n} blocks": i["seconds_per_step"] for n, i in infos.items()},
+timing = book.timing_table(by_n)
+book.show_markdown(book.markdown_table(timing))
+viz.plot_bars({f"{r['blocks']} blocks": r["s / step"] for r in timing},
               xlabel="seconds per training step", fmt="{:.3f}");
 '''), md('''
 Time per step falls less than the parameter count, for two reasons: a training step also
@@ -587,7 +586,8 @@ machine other work adds noise, so treat small differences with care.
 models = {f"{n} blocks": run for n, run in by_n.items()}
 viz.translate_examples(models, ctx.data_dir, n=6, device=ctx.device);
 '''), code('''
-viz.translate_examples(models, ctx.data_dir, n=6, direction="BtoA", device=ctx.device);
+viz.translate_examples(models, ctx.data_dir, n=6, direction="BtoA",
+                       device=ctx.device);
 '''), md('''
 ## Pick a block count
 
@@ -605,9 +605,9 @@ widgets.block_slider(by_n, x, device=ctx.device)
 ## Metrics
 '''), code('''
 metrics = book.show_metrics(ctx, models)
-for n in (3, 6):
-    book.show_markdown(book.describe_comparison(f"{n} blocks", "9 blocks", metrics[f"{n} blocks"],
-                                                metrics["9 blocks"]))
+for small in ("3 blocks", "6 blocks"):
+    book.show_markdown(book.describe_comparison(
+        small, "9 blocks", metrics[small], metrics["9 blocks"]))
 '''), md('''
 ## Loss curves
 '''), code('''
@@ -687,32 +687,32 @@ Keep the training data in mind (chapter 1): only women's selfies, at this profil
 resolution. Several of these photos are far from that.
 '''), code('''
 runs = book.ensure_runs(ctx, ["blocks3", "blocks6", "stabilized"])
-models = {"3 blocks": runs["blocks3"], "6 blocks": runs["blocks6"], "9 blocks": runs["stabilized"]}
-photos = {c: book.face_photos(ctx, c) for c in
-          ("expressive", "consistency", "facial_hair", "angled", "dark")}
-photos["consistency"] = [p for pair in book.consistency_pairs(ctx) for p in pair]
+models = {"3 blocks": runs["blocks3"], "6 blocks": runs["blocks6"],
+          "9 blocks": runs["stabilized"]}
+tests = ("expressive", "consistency", "facial_hair", "angled", "dark")
+photos = {c: book.face_photos(ctx, c) for c in tests}
+pairs = book.consistency_pairs(ctx)
+photos["consistency"] = [p for pair in pairs for p in pair]
 if not any(photos.values()):
-    print(f"No test photos found in {ctx.faces_dir}: set CYCLEGAN_FACES to the faces folder.")
+    print(f"No test photos in {ctx.faces_dir}: set CYCLEGAN_FACES to them.")
 results = {c: viz.translate_faces(ps, models, device=ctx.device)
            for c, ps in photos.items() if ps}
 '''), md('''
 How often the face detector found a face, and how often the anime-face detector fires on the
 9-block model's output (the same detector as the metrics of the earlier chapters):
 '''), code('''
-book.show_markdown(book.markdown_table([
-    {"test": c, "photos": len(r.photos), "face found": sum(r.found),
-     **{f"anime det. {m}": rate for m, rate in book.face_detector_rates(r.outputs).items()}}
-    for c, r in results.items()]))
+book.show_markdown(book.markdown_table(book.face_summary(results)))
 '''), md('''
 The anime-detector rate is a crude, automatic signal on a handful of photos per test; the
 grids are the real evidence.
 ''')]
     for category, text in CATEGORY_TEXT.items():
-        per_row = ", photos_per_row=2" if category == "consistency" else ""
+        per_row = 2 if category == "consistency" else 1
         cells += [md(text), code(f'''
 if "{category}" in results:
     r = results["{category}"]
-    viz.face_comparison(r, labels=book.photo_labels(ctx, r.photos){per_row});
+    labels = book.photo_labels(ctx, r.photos)
+    viz.face_comparison(r, labels=labels, photos_per_row={per_row});
 ''')]
     cells += [md('''
 ## Try your own photo
@@ -776,7 +776,8 @@ each). The full metrics of every run:
 '''), code('''
 from cyclegan_lib import evaluate
 
-book.show_markdown(evaluate.metrics_table(list(metrics.values()), names=list(metrics)))
+table = evaluate.metrics_table(list(metrics.values()), names=list(metrics))
+book.show_markdown(table)
 '''), md('''
 ## The paper's claims, one by one
 
@@ -794,17 +795,7 @@ book.show_markdown(book.markdown_table(claims))
 '''), md('''
 ## Against published numbers
 '''), code('''
-kid = book.metric(metrics["stabilized"], "KIDx100 A->B")
-published = ", ".join(f"{k} {v}" for k, v in evaluate.PUBLISHED_KID_X100.items())
-if kid is None:
-    print("KID was not computed for these runs "
-          f"({metrics['stabilized'].get('kid_skipped', 'no reason recorded')}), "
-          f"so there is no number to set beside the published ones ({published}).")
-else:
-    print(f"The stabilised model's KID x100 (human -> anime) is {kid:.2f}; U-GAT-IT's table "
-          f"reports {published} at 256 px after full training. These runs were trained at the "
-          f"{ctx.profile!r} profile, so the comparison only says how far this profile is from "
-          "a full run.")
+print(book.describe_kid(ctx, metrics["stabilized"]))
 '''), md('''
 ## What limits this reproduction
 
@@ -819,17 +810,7 @@ else:
   an anime or a human face, not whether it is a good translation of its input. KID needs the
   Inception weights, which are not always available.
 '''), code('''
-from cyclegan_lib.config import make_config
-
-here, full = make_config("stabilized", ctx.profile), make_config("stabilized", "full")
-epoch = max(sum(1 for _ in (ctx.data_dir / d).iterdir()) for d in ("trainA", "trainB"))
-steps_here = here.total_epochs * (here.epoch_size or epoch)
-steps_full = full.total_epochs * epoch  # an epoch of the full profile: one pass over the data
-print(f"This profile ({ctx.profile}): {here.image_size} px, ngf {here.ngf}, {steps_here:,} steps. "
-      f"The paper's settings on this data (profile full): {full.image_size} px, ngf {full.ngf}, "
-      f"{steps_full:,} steps. These runs trained for {100 * steps_here / steps_full:.2g}% of "
-      f"those steps, on images with {100 * (here.image_size / full.image_size) ** 2:.2g}% of "
-      f"the pixels.")
+print(book.describe_budget(ctx))
 '''), md('''
 ## Reproducing at full scale
 
