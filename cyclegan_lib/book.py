@@ -37,7 +37,7 @@ __all__ = [
     "output_value_summary", "profile_config", "describe_scan", "d_balance_words",
     "describe_losses", "describe_comparison", "describe_run", "describe_parameters",
     "timing_table", "describe_patch", "describe_budget", "describe_kid", "face_summary",
-    "face_detector_rates", "METRIC_PATHS", "metric",
+    "face_detector_rates", "diversity", "describe_diversity", "METRIC_PATHS", "metric",
     "inception_weights", "run_metrics", "show_metrics", "runs_table", "preset_table",
     "face_photos", "consistency_pairs", "read_manifest", "photo_labels", "credits_table",
     "compare", "quality_comparison", "paper_claims", "ANIME_CASCADE_URL", "SELFIE2ANIME_HELP",
@@ -340,7 +340,7 @@ def scan_overview(ctx: ChapterContext, splits: Iterable[str] = ("trainA", "train
         rows.append({"folder": split, "files": n_files, "used": len(rep.used),
                      "converted": len(rep.converted), "skipped": len(rep.skipped),
                      "tensor": "x".join(str(s) for s in dom.images.shape)})
-        texts.append(rep.text().replace(str(folder), split))
+        texts.append(rep.text().replace(rep.folder, split))
     return rows, "\n".join(texts)
 
 
@@ -618,6 +618,35 @@ def face_detector_rates(outputs: Mapping[str, Sequence[Any]]) -> dict[str, float
         return {label: None for label in outputs}
     return {label: detection_rate(list(images), cascade) if images else None
             for label, images in outputs.items()}
+
+
+def diversity(images: "Any") -> float:
+    """Mean L1 distance between all pairs of images in a [-1, 1] batch.
+
+    A generator that ignores its input (mode collapse) gives nearly the same
+    output for every image: the diversity of its outputs falls towards 0 while
+    that of its inputs stays put.  Comparing the two tells collapse from a
+    translation that merely looks bad.
+    """
+    x = images.detach().float().flatten(1)
+    n = x.shape[0]
+    if n < 2:
+        return float("nan")
+    d = (x[:, None, :] - x[None, :, :]).abs().mean(-1)
+    return float(d.sum() / (n * (n - 1)))
+
+
+def describe_diversity(inputs: "Any", outputs: Mapping[str, "Any"]) -> str:
+    """How much each model's outputs differ from each other, relative to their inputs."""
+    base = diversity(inputs)
+    parts = []
+    for label, out in outputs.items():
+        ratio = diversity(out) / base
+        word = ("almost the same image for every input (collapse)" if ratio < 0.2
+                else "outputs that differ from image to image")
+        parts.append(f"**{label}**: {ratio:.2f} x the inputs' diversity, {word}")
+    return ("Mean pairwise L1 distance between outputs, relative to that between the inputs "
+            "(below 0.2 is read as collapse): " + "; ".join(parts) + ".")
 
 
 # -- metrics (cyclegan_lib.evaluate) ---------------------------------------------------------

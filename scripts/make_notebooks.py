@@ -200,9 +200,10 @@ augmentation: the networks rarely see exactly the same pixels twice. Because the
 positions and flips are drawn from the seed and the epoch number alone, an interrupted run
 that is resumed sees exactly the batches an uninterrupted run would have seen.
 
-The histogram (panel 5) shows the values the network receives: most of the mass of a bright
-selfie sits in the upper half of [-1, 1]. Keep this range in mind for chapter 2, where a
-generator ending in a ReLU can only produce the upper half.
+The histogram (panel 5) shows the values the network receives, one curve per colour
+channel: on this scale 0 is mid-grey, and everything darker (hair, pupils, shadows,
+outlines) is negative. Keep this in mind for chapter 2, where a generator ending in a ReLU
+can only produce the non-negative half.
 
 ## Summary
 
@@ -304,9 +305,19 @@ book.show_markdown(book.markdown_table(rows))
 '''), md('''
 The `share < 0` column is the fraction of values darker than mid-grey. For the naive
 generator it is exactly 0 by construction: whatever it learns, dark hair, outlines and
-pupils are out of its reach, and its outputs look washed out. This failure needs no
+pupils are out of its reach: no output pixel can be darker than mid-grey. This failure needs no
 training to show; the other three choices act through training.
 
+## Does the output depend on the input?
+
+A generator can also fail by *collapse*: it learns one output that fools the discriminator
+well enough and produces it for every input. The timeline above shows four different
+selfies in each row; if the four translations look alike, that is collapse. The number below
+measures it: how different the outputs are from each other, relative to how different the
+inputs are.
+'''), code('''
+book.show_markdown(book.describe_diversity(x_a, {"naive": fake_b}))
+'''), md('''
 ## Metrics
 
 Numbers next to the pictures (computed by `cyclegan_lib.evaluate` on the 100 test
@@ -344,6 +355,9 @@ which the translations can be read.
   forget what earlier ones looked like, which invites oscillation; compare the timeline
   above with the stabilised model's in the next chapter.
 * The ReLU output cannot reach the dark half of the colour range (measured above).
+* A generator that barely gets a useful gradient can settle on one output that fools the
+  discriminator often enough, whatever the input: the diversity measurement above says
+  whether that happened in this run.
 
 How much worse this model is than the official recipe can only be judged against it:
 chapter 3 trains that recipe on the same data and compares the two side by side.
@@ -419,6 +433,12 @@ viz.translate_examples(models, ctx.data_dir, n=6, device=ctx.device);
 '''), code('''
 viz.translate_examples(models, ctx.data_dir, n=6, direction="BtoA",
                        device=ctx.device);
+'''), md('''
+Do the outputs follow their inputs, or has a model collapsed to one answer (chapter 2)?
+'''), code('''
+x_a = viz.test_images(ctx.data_dir, "A", n=16, size=book.profile_config(ctx).image_size)
+outputs = {name: viz.generate(run, x_a, device=ctx.device) for name, run in models.items()}
+book.show_markdown(book.describe_diversity(x_a, outputs))
 '''), md('''
 And the stabilised model's training samples and how its translation developed over time
 (compare with the naive model's timeline in chapter 2):

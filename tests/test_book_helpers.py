@@ -272,3 +272,15 @@ def test_paper_claims_follow_the_numbers() -> None:
     assert same["The naive model (NLL"].startswith("not reproduced (no clear")
     missing = _claims({}, {})
     assert missing["The naive model (NLL"] == "not measured"
+
+
+def test_diversity_detects_collapse() -> None:
+    torch.manual_seed(0)
+    x = torch.rand(6, 3, 8, 8) * 2 - 1
+    collapsed = x[:1].repeat(6, 1, 1, 1) + 0.01 * torch.randn(6, 3, 8, 8)
+    assert book.diversity(collapsed) < 0.1 * book.diversity(x)
+    assert math.isclose(book.diversity(x), book.diversity(-x), rel_tol=1e-6)
+    assert math.isnan(book.diversity(x[:1]))
+    text = book.describe_diversity(x, {"bad": collapsed, "good": x})
+    assert "**bad**" in text and "collapse" in text.split("**good**")[0]
+    assert "1.00 x" in text.split("**good**")[1]
