@@ -36,7 +36,7 @@ __all__ = [
     "show_markdown", "scan_overview", "folder_overview", "parameter_table", "loss_summary",
     "output_value_summary", "profile_config", "describe_scan", "d_balance_words",
     "describe_losses", "describe_comparison", "describe_run", "describe_parameters",
-    "timing_table", "describe_patch", "describe_budget", "describe_kid", "face_summary",
+    "timing_table", "describe_timing", "generator_macs", "describe_patch", "describe_budget", "describe_kid", "face_summary",
     "face_detector_rates", "diversity", "describe_diversity", "METRIC_PATHS", "metric",
     "inception_weights", "run_metrics", "show_metrics", "runs_table", "preset_table",
     "face_photos", "consistency_pairs", "read_manifest", "photo_labels", "credits_table",
@@ -400,6 +400,41 @@ def parameter_table(ngf: int = 64, blocks: Sequence[int] = (3, 6, 9)) -> list[di
             for b, n in counts.items()]
 
 
+def generator_macs(ngf: int, n_blocks: int, size: int) -> int:
+    """Multiply-accumulate operations of one generator forward pass on a ``size`` image.
+
+    Counted exactly with forward hooks on every convolution (output elements x
+    input channels x kernel area), so the chapters can set measured training
+    times beside a compute figure that does not depend on the machine's load.
+    Normalisation and activations are not counted (they are cheap).
+    """
+    import torch
+    from torch import nn
+
+    from .models import ResnetGenerator
+
+    net = ResnetGenerator(ngf=ngf, n_blocks=n_blocks)
+    total = 0
+
+    def hook(module: nn.Module, inputs: Any, output: Any) -> None:
+        nonlocal total
+        if isinstance(module, nn.ConvTranspose2d):
+            # each input element meets every weight of its group once
+            total += int(inputs[0].numel() * module.out_channels * math.prod(module.kernel_size)
+                         // module.groups)
+        else:
+            total += int(output.numel() * module.in_channels * math.prod(module.kernel_size)
+                         // module.groups)
+
+    handles = [m.register_forward_hook(hook) for m in net.modules()
+               if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d))]
+    with torch.no_grad():
+        net(torch.zeros(1, 3, size, size))
+    for h in handles:
+        h.remove()
+    return total
+
+
 # -- losses and outputs --------------------------------------------------------------------
 
 CHANCE_D_LOSS = {"lsgan": 0.25, "nll": math.log(2.0)}
@@ -550,8 +585,28 @@ def timing_table(runs: Mapping[int, str | Path]) -> list[dict[str, Any]]:
              "time vs largest": i["seconds_per_step"] / ref["seconds_per_step"]
              if i.get("seconds_per_step") and ref.get("seconds_per_step") else None,
              "params vs largest": i["params_G"] / ref["params_G"]
-             if i.get("params_G") and ref.get("params_G") else None}
+             if i.get("params_G") and ref.get("params_G") else None,
+             "G compute vs largest": _macs(i, n) / _macs(ref, max(infos))
+             if "ngf" in i and "image_size" in i else None}
             for n, i in infos.items()]
+
+
+def _macs(info: Mapping[str, Any], blocks: int) -> int:
+    return generator_macs(int(info["ngf"]), int(info.get("n_blocks", blocks)),
+                          int(info["image_size"]))
+
+
+def describe_timing(rows: Sequence[Mapping[str, Any]]) -> str:
+    """Time per step against parameters and compute, from :func:`timing_table` rows."""
+    parts = []
+    for r in rows[:-1]:
+        if r.get("time vs largest") is None:
+            continue
+        parts.append(f"{r['blocks']} blocks: {r['time vs largest']:.0%} of the time per step, "
+                     f"{r['params vs largest']:.0%} of the parameters and "
+                     f"{r['G compute vs largest']:.0%} of the generator's multiply-adds")
+    return ("Relative to the largest model: " + "; ".join(parts) + "." if parts
+            else "No timing information in these runs.")
 
 
 def describe_patch(ctx: ChapterContext) -> str:

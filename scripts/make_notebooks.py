@@ -551,8 +551,9 @@ book.show_markdown(book.describe_comparison(
 '''), md('''
 ## Summary
 
-* The 32x32 variant changes only what the discriminator sees; training time hardly changes
-  because the generators dominate the cost.
+* The 32x32 variant changes only what the discriminator sees. (The training times printed
+  above are wall-clock times on a shared machine whose load varied between runs; they do not
+  measure the cost of either variant.)
 * The computed comparison above is this profile's answer to whether smaller patches help;
   chapter 7 lists it next to the paper's other claims.
 ''')]
@@ -595,11 +596,16 @@ book.show_markdown(book.markdown_table(timing))
 viz.plot_bars({f"{r['blocks']} blocks": r["s / step"] for r in timing},
               xlabel="seconds per training step", fmt="{:.3f}");
 '''), md('''
-Time per step falls less than the parameter count, for two reasons: a training step also
-runs the two discriminators, which do not change, and the generator's full-resolution layers
-(the 7x7 convolutions at both ends and the up- and downsampling) cost much computation but
-few parameters. The times are wall-clock times from each run's `summary.json`; on a shared
-machine other work adds noise, so treat small differences with care.
+Parameters are not time. A training step also runs the two discriminators, which do not
+change with the block count, and a generator's compute depends on where its parameters
+sit: the residual blocks work at a quarter of the resolution, the 7x7 layers at both ends
+at full resolution. The column `G compute vs largest` counts the generator's multiply-adds
+exactly, a measure that does not depend on the machine:
+'''), code('''
+book.show_markdown(book.describe_timing(timing))
+'''), md('''
+The times are wall-clock times from each run's `summary.json`, measured on a shared
+2-core machine whose load varied while the runs trained; read them as a rough guide.
 
 ## Translations side by side
 '''), code('''
@@ -637,7 +643,8 @@ viz.plot_losses(models);
 
 * At ngf = 64 the 3-block generator has 38% of the 9-block generator's parameters, the
   paper's figure; the count is computed, not copied.
-* Training time per step falls by less than the parameter count (table above).
+* The smaller generators also need fewer multiply-adds (table above); measured training
+  times come from a shared machine and are a rough guide only.
 * Whether the smaller generators lose quality at this profile is answered by the metrics
   and the computed comparisons above, and by the pictures; chapter 6 adds harder photos.
 ''')]

@@ -284,3 +284,17 @@ def test_diversity_detects_collapse() -> None:
     text = book.describe_diversity(x, {"bad": collapsed, "good": x})
     assert "**bad**" in text and "collapse" in text.split("**good**")[0]
     assert "1.00 x" in text.split("**good**")[1]
+
+
+def test_generator_macs_counts_each_block_exactly() -> None:
+    m3, m6, m9 = (book.generator_macs(8, b, 32) for b in (3, 6, 9))
+    per_block = 2 * (32 // 4) ** 2 * (4 * 8) ** 2 * 9  # two 3x3 convs at 1/4 resolution
+    assert m6 - m3 == m9 - m6 == 3 * per_block
+    assert book.generator_macs(8, 3, 64) > 3.9 * m3  # compute grows with the pixel count
+
+
+def test_timing_table_and_sentence(smoke_run: Path) -> None:
+    rows = book.timing_table({3: smoke_run, 9: smoke_run})
+    assert rows[-1]["time vs largest"] == 1.0 and rows[-1]["G compute vs largest"] == 1.0
+    text = book.describe_timing(rows)
+    assert text.startswith("Relative to the largest model: 3 blocks: 100% of the time")
