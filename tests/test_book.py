@@ -136,6 +136,25 @@ def test_published_chapter_was_executed_at_a_real_profile(name):
         assert views, f"{name}: no widget (the block-count slider) in the published chapter"
 
 
+def _config_repository_url() -> str:
+    text = (REPO / "_config.yml").read_text()
+    match = re.search(r"^repository:\s*\n(?:\s+.*\n)*?\s+url:\s*(\S+)", text, re.M)
+    assert match, "_config.yml has no repository.url"
+    return match.group(1).rstrip("/")
+
+
+def test_colab_install_cells_use_the_book_repository():
+    """The chapters' Colab cell installs from ``repository.url`` of _config.yml (one URL)."""
+    url = _config_repository_url()
+    for path in sorted(SOURCES.glob("*.ipynb")) + sorted(CHAPTERS.glob("*.ipynb")):
+        code = "\n".join(_cells(_read(path), "code"))
+        found = set(re.findall(r"git\+(https://github\.com/[\w.-]+/[\w.-]+?)(?:\.git)?[\s\"'@#]",
+                               code))
+        assert found, f"{path.relative_to(REPO)}: no Colab install cell (pip install git+URL)"
+        assert found == {url}, (f"{path.relative_to(REPO)} installs from {sorted(found)}, "
+                                f"_config.yml says {url}: run scripts/make_notebooks.py")
+
+
 def test_source_notebooks_are_clean():
     """Sources carry no outputs (the published chapters do) and the contract's parameters."""
     for src in sorted(SOURCES.glob("*.ipynb")):
@@ -268,7 +287,10 @@ return {
   title: document.title,
   images: imgs.map(i => ({src: i.currentSrc || i.src, complete: i.complete,
                           width: i.naturalWidth, output: !!i.closest('.cell_output'),
-                          widget: !!i.closest('.jupyter-widgets')})),
+                          widget: !!i.closest('.jupyter-widgets'),
+                          visible: i.getClientRects().length > 0})),
+  math: document.querySelectorAll('.math').length,
+  typeset: document.querySelectorAll('mjx-container').length,
   views: views,
   rendered: document.querySelectorAll('.jupyter-widgets').length,
   widgetErrors: Array.from(document.querySelectorAll('.jupyter-widgets, .cell_output'))
@@ -287,7 +309,8 @@ def _load(browser, url: str, timeout: float = 30.0) -> dict:
         state = browser.execute_script(_PAGE_STATE)
         settled = (state["ready"] == "complete"
                    and all(i["complete"] for i in state["images"])
-                   and (state["views"] == 0 or state["rendered"] > 0))
+                   and (state["views"] == 0 or state["rendered"] > 0)
+                   and (state["math"] == 0 or state["typeset"] > 0))
         if settled or time.time() > deadline:
             return state
         time.sleep(0.25)
@@ -326,8 +349,12 @@ def test_page_renders_in_chromium(browser, server, page):
     errors = _severe_logs(browser)
     assert not errors, f"{page}: errors in the browser:\n" + "\n".join(errors)
     assert not state["external"], f"{page}: fetched from the internet: {state['external']}"
-    broken = [i["src"] for i in state["images"] if not (i["complete"] and i["width"] > 0)]
+    # Every figure must have pixels; a widget image may be empty only while it is hidden.
+    broken = [i["src"] for i in state["images"] if not (i["complete"] and i["width"] > 0)
+              and (i["visible"] or not i["widget"])]
     assert not broken, f"{page}: broken images {broken}"
+    if state["math"]:
+        assert state["typeset"], f"{page}: {state['math']} formulas but MathJax typeset none"
     if page.startswith("book/chapters/"):
         name = Path(page).stem
         shown = sum(1 for i in state["images"] if i["output"] and not i["widget"])
