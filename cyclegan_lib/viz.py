@@ -496,7 +496,7 @@ def face_comparison(faces: FaceTranslations, title: str | None = None,
     consistency test puts a person's two photos in one row).  The crop is
     shown resized to the network's input size (bicubic, like the translate
     command), so inputs and outputs have the same resolution.  Photos whose
-    face the detector missed are marked "no face found: centre crop".
+    face the detector missed are marked "no face: centre crop".
     """
     size = faces.size
     runs = list(faces.outputs)
@@ -506,7 +506,7 @@ def face_comparison(faces: FaceTranslations, title: str | None = None,
         cells.append(crop.resize((size, size), Image.BICUBIC))
         cells += [faces.outputs[r][k] for r in runs]
         name = labels[k] if labels else path.stem
-        row.append(name if found else f"{name} (no face found: centre crop)")
+        row.append(name if found else f"{name}\n(no face: centre crop)")
         if len(row) == photos_per_row or k == len(faces.photos) - 1:
             row_titles.append("\n".join(row))
             row = []

@@ -678,8 +678,8 @@ turned into something else (a shadow, a chin, hair), or removed?
 ## 4. Angled faces
 
 Three-quarter views and full profiles. The training selfies are mostly frontal, and OpenCV's
-frontal-face detector often misses a profile; rows marked "no face found" use the centre
-square of the photo, exactly as the command line does. What to look for: does the output
+frontal-face detector can miss a profile; rows marked "no face" use the centre square of
+the photo, exactly as the command line does. What to look for: does the output
 still look like a face at all, and which way does it face?
 '''),
     "dark": ('''
@@ -759,9 +759,9 @@ observations:
 
 * **Does the output follow the input?** A translator that ignores its input produces
   similar faces for different photos; compare rows, especially the consistency pairs.
-* **Where does it break?** Faces the detector missed (profiles, some dark photos) are
-  translated from a centre crop that may not be centred on the face at all; outputs there
-  say more about the crop than about the model.
+* **Where does it break?** Photos whose face the detector missed (marked in the grids, counted
+  in the table above) are translated from a centre crop that may not be centred on the face;
+  outputs there say more about the crop than about the model.
 * **What does it do with what it never saw?** Beards and men's faces are absent from the
   training selfies; whatever the model makes of them is extrapolation.
 * **Do more blocks help?** Compare the three output columns row by row.
@@ -813,11 +813,16 @@ How the verdicts are made: the quality of a human-to-anime translation is compar
 both runs, and otherwise by the anime-detector rate on the translated test selfies (higher
 is better, differences under 0.1, about two standard errors on 100 images, are treated as
 noise). "Reproduced" means the difference points the paper's way and exceeds that
-threshold.
+threshold. Stability is judged by two signs from chapters 2 and 3: whether the
+discriminators' loss ended near chance (0.5 to 1.2 times it) rather than far below it, and
+whether the generator's outputs still differ from input to input (at least 0.2 times the
+inputs' diversity) rather than collapsing to one image.
 '''), code('''
 infos = {p: book.run_info(r) for p, r in runs.items()}
 losses = {p: book.loss_summary(r) for p, r in runs.items()}
-claims = book.paper_claims(metrics, infos, losses, book.parameter_table(ngf=64))
+diversity = {p: book.diversity_ratio(ctx, r) for p, r in runs.items()}
+p64 = book.parameter_table(ngf=64)
+claims = book.paper_claims(metrics, infos, losses, p64, diversity)
 book.show_markdown(book.markdown_table(claims))
 '''), md('''
 ## Against published numbers

@@ -266,12 +266,19 @@ def test_paper_claims_follow_the_numbers() -> None:
     assert good["The naive model (NLL"] == "reproduced"
     assert good["3 residual blocks ne"] == "reproduced"
     assert good["A discriminator judg"] == "no clear difference here"
+    assert good["LSGAN + image histor"] == "results: reproduced; stability: reproduced"
     bad = _claims(_m(0.8), _m(0.1))
     assert bad["The naive model (NLL"] == "not reproduced"
     same = _claims(_m(0.5), _m(0.52))
     assert same["The naive model (NLL"].startswith("not reproduced (no clear")
     missing = _claims({}, {})
     assert missing["The naive model (NLL"] == "not measured"
+    rows = book.paper_claims({}, {}, {}, book.parameter_table(64),
+                             diversity_ratios={"naive": 0.05, "stabilized": 0.1})
+    assert rows[1]["verdict"] == "results: not measured; stability: not reproduced"
+    assert "0.8 vs 0.1" in book.paper_claims(
+        {"naive": _m(0.1), "stabilized": _m(0.8)}, {}, {}, book.parameter_table(64))[1][
+        "measured here"]
 
 
 def test_diversity_detects_collapse() -> None:

@@ -74,12 +74,14 @@ def _jpeg(path: Path) -> bytes:
 
 def test_photo_upload_translates(smoke_run: Path, faces_root: Path) -> None:
     up = widgets.photo_upload(smoke_run)
+    assert up.result.layout.display == "none"  # no broken empty image on the static page
     photo = sorted((faces_root / "expressive").iterdir())[0]
     pair, note = up.translate_bytes(_jpeg(photo), "me.jpg")
     assert pair.size == (512, 256) and note.startswith("me.jpg: ")
     # The upload button path: ipywidgets 8 passes a tuple of dicts with memoryview content.
     up._on_upload({"new": ({"name": "me.jpg", "content": memoryview(_jpeg(photo))},)})
     assert Image.open(io.BytesIO(up.result.value)).size == (512, 256)
+    assert up.result.layout.display is None
     assert up.status.value.startswith("me.jpg: ")
 
 
