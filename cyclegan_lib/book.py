@@ -580,7 +580,7 @@ def timing_table(runs: Mapping[int, str | Path]) -> list[dict[str, Any]]:
     infos = {n: run_info(r) for n, r in runs.items()}
     ref = infos[max(infos)]
     return [{"blocks": n, "G params": i.get("params_G"), "steps": i.get("step"),
-             "device": i.get("device"), "train min": i.get("train_seconds", 0) / 60,
+             "device": i.get("device"), "train min": round(i.get("train_seconds", 0) / 60, 1),
              "s / step": i.get("seconds_per_step"),
              "time vs largest": i["seconds_per_step"] / ref["seconds_per_step"]
              if i.get("seconds_per_step") and ref.get("seconds_per_step") else None,
@@ -835,7 +835,8 @@ def runs_table(runs: Mapping[str, str | Path],
             "D output": "one score" if info.get("d_head") == "single" else "score map",
             "buffer": info.get("pool_size"), "blocks": info.get("n_blocks"),
             "G params": info.get("params_G"), "steps": info.get("step"),
-            "train min": info["train_seconds"] / 60 if "train_seconds" in info else None,
+            "train min": round(info["train_seconds"] / 60, 1) if "train_seconds" in info
+            else None,
         }
         for name in metric_names:
             row[name] = metric((metrics or {}).get(label), name)
