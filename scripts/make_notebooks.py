@@ -685,7 +685,7 @@ still look like a face at all, and which way does it face?
     "dark": ('''
 ## 5. Dark faces
 
-Low light and dark skin. Rows marked SYNTHETIC were darkened artificially (by 3 stops, see
+Faces in low light, under-exposed or lit from one side. Rows marked SYNTHETIC were darkened artificially (by 3 stops, see
 the credits) and are not real low-light photos. What to look for: does the model produce
 the pale skin typical of its anime training faces regardless of the input, keep the input's
 darkness, or lose the face in noise?
