@@ -1,19 +1,25 @@
 """Translate image files with a trained generator: the "try your own photo" path.
 
-Used by ``cyclegan-anime translate`` and by the qualitative chapter, so the
-book shows exactly what the command line does.
+Used by ``cyclegan-anime translate``, by the qualitative chapter and by the
+upload widget (:func:`translate_upload`), so the book shows exactly what the
+command line does: find the largest face, crop a square framed like the
+training selfies, resize to the run's image size, translate.
 """
 from __future__ import annotations
 
+import os
+import tempfile
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 
 import torch
-from PIL import Image
+from PIL import Image, ImageOps
 
 from .data import IMAGE_EXTENSIONS, open_rgb, to_image, to_tensor
 
-__all__ = ["Translation", "translate_image", "translate_paths", "side_by_side"]
+__all__ = ["Translation", "translate_image", "translate_paths", "translate_upload",
+           "side_by_side", "open_photo", "face_crop_or_square"]
 
 
 @dataclass
@@ -35,6 +41,7 @@ def translate_image(generator: torch.nn.Module, image: Image.Image, size: int,
 
 
 def side_by_side(left: Image.Image, right: Image.Image, height: int = 256) -> Image.Image:
+    """Two images scaled to one height, left | right (for the book and the CLI)."""
     a = left.resize((height, height), Image.BICUBIC)
     b = right.resize((height, height), Image.BICUBIC)
     out = Image.new("RGB", (2 * height, height))
@@ -43,15 +50,48 @@ def side_by_side(left: Image.Image, right: Image.Image, height: int = 256) -> Im
     return out
 
 
-def _expand(inputs: list[str | Path]) -> list[Path]:
-    files: list[Path] = []
+def open_photo(path: str | Path) -> Image.Image:
+    """Open a user's photo as RGB, upright: phones store rotation in EXIF, not pixels."""
+    image, _ = open_rgb(path)
+    try:
+        return ImageOps.exif_transpose(image)
+    except Exception:  # a broken EXIF block is not worth refusing the photo for
+        return image
+
+
+def face_crop_or_square(image: Image.Image, fallback: bool = True, margin: float | None = None
+                        ) -> tuple[Image.Image | None, bool]:
+    """``(network input, face found)``: the face crop, else the centre square (or None)."""
+    from .faces import FACE_MARGIN, crop_face
+
+    crop, box = crop_face(image, margin=FACE_MARGIN if margin is None else margin,
+                          fallback=fallback)
+    return crop, box is not None
+
+
+def _expand(inputs: list[str | Path]) -> list[tuple[Path, Path]]:
+    """``(file, output stem relative to out_dir)`` for files and (recursively) folders."""
+    files: list[tuple[Path, Path]] = []
+    used: set[Path] = set()
+
+    def add(path: Path, rel: Path) -> None:
+        stem, n = rel.with_suffix(""), 2
+        while stem in used:  # photo.jpg given twice, or a.jpg and a.png: keep both
+            stem = rel.with_name(f"{rel.stem}-{n}").with_suffix("")
+            n += 1
+        used.add(stem)
+        files.append((path, stem))
+
     for item in inputs:
         p = Path(item)
         if p.is_dir():
-            files += sorted(q for q in p.iterdir()
-                            if q.is_file() and q.suffix.lower() in IMAGE_EXTENSIONS)
+            found = sorted(q for q in p.rglob("*") if q.is_file()
+                           and q.suffix.lower() in IMAGE_EXTENSIONS
+                           and not any(part.startswith(".") for part in q.relative_to(p).parts))
+            for q in found:
+                add(q, q.relative_to(p))
         elif p.is_file():
-            files.append(p)
+            add(p, Path(p.name))
         else:
             raise FileNotFoundError(f"input not found: {p}")
     return files
@@ -59,50 +99,104 @@ def _expand(inputs: list[str | Path]) -> list[Path]:
 
 def translate_paths(checkpoint: str | Path, inputs: list[str | Path], out_dir: str | Path,
                     direction: str = "AtoB", size: int | None = None, crop_face: bool = False,
-                    fallback: bool = True, device: str = "cpu", margin: float = 0.6
+                    fallback: bool = True, device: str = "cpu", margin: float | None = None
                     ) -> list[Translation]:
-    """Translate every image in ``inputs`` (files or folders) into ``out_dir``.
+    """Translate every image in ``inputs`` (files, or folders searched recursively) into ``out_dir``.
 
-    For ``photo.jpg`` it writes ``photo_anime.png`` (or ``photo_human.png``),
-    and with ``crop_face`` also ``photo_crop.png`` and ``photo_pair.png``.
-    Unreadable files are reported in the result's ``note`` and skipped.
+    For ``photo.jpg`` it writes ``photo_anime.png`` (``photo_human.png`` for
+    BtoA), and with ``crop_face`` also ``photo_crop.png`` (the network input)
+    and ``photo_pair.png`` (side by side); without it, the centre square of
+    each image is translated (never a squashed whole photo).  Subfolders of a folder input are
+    mirrored in ``out_dir``.  Unreadable files, and with ``fallback=False``
+    photos without a face, are reported in the result's ``note`` and skipped.
     """
-    from .faces import crop_face as find_and_crop
+    from .faces import center_square
     from .trainer import load_checkpoint_config, load_generator
 
     files = _expand(inputs)
+    if not files:
+        raise FileNotFoundError(f"no image files in {', '.join(str(i) for i in inputs)}")
     generator = load_generator(checkpoint, direction, device)
     size = size or int(load_checkpoint_config(checkpoint)["image_size"])
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
     suffix = "anime" if direction == "AtoB" else "human"
     results = []
-    for path in files:
+    for path, stem in files:
         result = Translation(str(path))
         try:
-            image, _ = open_rgb(path)
+            image = open_photo(path)
         except (ValueError, OSError) as exc:
             result.note = f"skipped: {exc}"
             results.append(result)
             continue
         if crop_face:
-            crop, box = find_and_crop(image, margin=margin, fallback=fallback)
-            result.face_found = box is not None
+            crop, found = face_crop_or_square(image, fallback, margin)
+            result.face_found = found
             if crop is None:
                 result.note = "no face found: skipped (--no-crop-fallback)"
                 results.append(result)
                 continue
-            if box is None:
-                result.note = "no face found: used the centre square of the whole image"
+            if not found:
+                result.note = "no face found: translated the centre square of the whole image"
             image = crop
+        else:
+            image = center_square(image)
         translated = translate_image(generator, image, size, device)
-        stem = path.stem
-        translated.save(out_dir / f"{stem}_{suffix}.png")
-        result.output = str(out_dir / f"{stem}_{suffix}.png")
+        base = out_dir / stem
+        base.parent.mkdir(parents=True, exist_ok=True)
+        result.output = str(base.parent / f"{base.name}_{suffix}.png")
+        translated.save(result.output)
         if crop_face:
-            image.save(out_dir / f"{stem}_crop.png")
-            side_by_side(image, translated).save(out_dir / f"{stem}_pair.png")
-            result.crop = str(out_dir / f"{stem}_crop.png")
-            result.pair = str(out_dir / f"{stem}_pair.png")
+            result.crop = str(base.parent / f"{base.name}_crop.png")
+            result.pair = str(base.parent / f"{base.name}_pair.png")
+            image.save(result.crop)
+            side_by_side(image, translated).save(result.pair)
         results.append(result)
     return results
+
+
+@lru_cache(maxsize=4)
+def _cached_generator(path: str, mtime_ns: int, direction: str, device: str
+                      ) -> tuple[torch.nn.Module, int]:
+    from .trainer import load_checkpoint_config, load_generator
+
+    return (load_generator(path, direction, device),
+            int(load_checkpoint_config(path)["image_size"]))
+
+
+def translate_upload(checkpoint: str | Path, image_bytes: bytes, direction: str = "AtoB",
+                     crop_face: bool = True, size: int | None = None, device: str = "cpu"
+                     ) -> tuple[Image.Image, Image.Image, bool]:
+    """Translate an uploaded photo (the bytes of a FileUpload widget): ``(crop, anime, found)``.
+
+    ``crop`` is the network input (the face crop, or the centre square when no
+    face is found or ``crop_face`` is off), ``anime`` the translation and
+    ``found`` whether a face was detected.  The generator is loaded once per
+    checkpoint file and reused for later uploads.  Raises ``ValueError`` with a
+    one-line reason for bytes that are not an image.
+    """
+    from .faces import center_square
+    from .trainer import _checkpoint_path
+
+    if not image_bytes:
+        raise ValueError("uploaded file is empty")
+    ckpt = _checkpoint_path(checkpoint)
+    generator, run_size = _cached_generator(str(ckpt.resolve()), ckpt.stat().st_mtime_ns,
+                                            direction, str(device))
+    # open_rgb reads files (its conversions and error messages are the ones of the data pipeline)
+    fd, tmp = tempfile.mkstemp(suffix=".upload")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(bytes(image_bytes))
+        try:
+            image = open_photo(tmp)
+        except ValueError as exc:
+            raise ValueError(f"uploaded file: {exc}") from None
+    finally:
+        os.unlink(tmp)
+    if crop_face:
+        crop, found = face_crop_or_square(image, fallback=True)
+    else:
+        crop, found = center_square(image), False
+    assert crop is not None
+    return crop, translate_image(generator, crop, size or run_size, device), found
