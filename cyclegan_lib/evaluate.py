@@ -262,7 +262,7 @@ def _resolve(run_or_checkpoint: str | Path, data_dir: str | Path, max_images: in
     else:
         weights = str(inception_weights) if inception_weights else None
     try:
-        cascade, cascade_reason = str(anime_cascade_path(anime_cascade)), None
+        cascade, cascade_reason = str(anime_cascade_path(anime_cascade).resolve()), None
     except FileNotFoundError as exc:
         cascade, cascade_reason = None, str(exc)
     key = _cache_key(ckpt, data_dir, max_images, kid, weights, feature_extractor, cascade)
