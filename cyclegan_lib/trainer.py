@@ -241,8 +241,8 @@ class Trainer:
 
     # -- one iteration -----------------------------------------------------------------
     def _autocast(self):
-        if self.use_amp:
-            return torch.autocast("cuda", dtype=torch.bfloat16)
+        if self.use_amp:  # on for CUDA's fast path; CPU bf16 only when set explicitly
+            return torch.autocast(self.device.type, dtype=torch.bfloat16)
         return contextlib.nullcontext()
 
     def train_step(self, real_a: torch.Tensor, real_b: torch.Tensor) -> torch.Tensor:
