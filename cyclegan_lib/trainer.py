@@ -12,7 +12,8 @@ Speed without changing the maths: on CUDA the fast path uses bf16 autocast
 (losses in fp32), channels_last, fused Adam and cudnn autotuning; losses stay
 on the device and are fetched every ``log_every`` steps, so the loop never
 waits for the GPU.  On any device the data come from the in-memory uint8
-tensors of :mod:`cyclegan_lib.data`.
+tensors of :mod:`cyclegan_lib.data`, inputs that share a network go through it
+in one call, and Adam is the fused kernel (see ``benchmarks/``).
 """
 from __future__ import annotations
 
