@@ -8,6 +8,7 @@ project's decode-once in-memory pipeline with it.
 """
 from __future__ import annotations
 
+import json
 import os
 import platform
 import random
@@ -163,3 +164,11 @@ def other_load() -> list[str]:
     except OSError:
         pass
     return busy
+
+
+def emit(report: dict, out: str | None) -> None:
+    """Print the report as JSON and, with ``--out``, also write it to that file."""
+    text = json.dumps(report, indent=2)
+    print(text)
+    if out:
+        Path(out).write_text(text + "\n")

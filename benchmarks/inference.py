@@ -22,9 +22,7 @@ Variants (each skipped with a reason where it cannot run):
 from __future__ import annotations
 
 import argparse
-import contextlib
 import copy
-import json
 import sys
 import time
 import warnings
@@ -33,7 +31,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import machine, other_load, peak_memory, summarize, sync  # noqa: E402
+from common import emit, machine, other_load, peak_memory, summarize, sync  # noqa: E402
 
 from cyclegan_lib.models import ResnetGenerator, init_weights  # noqa: E402
 
@@ -224,10 +222,7 @@ def main(argv: list[str] | None = None) -> int:
               "busy_processes_at_end": other_load()}
     if not torch.cuda.is_available():
         report["cuda"] = "not available on this machine: no CUDA figures"
-    text = json.dumps(report, indent=2)
-    print(text)
-    if args.out:
-        Path(args.out).write_text(text + "\n")
+    emit(report, args.out)
     return 0
 
 

@@ -19,7 +19,6 @@ The target is ``fast_loader / train_step >= 5``.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import tempfile
 import time
@@ -28,7 +27,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import ReferenceLoader, data_dir, machine, other_load, peak_memory, summarize, sync  # noqa: E402
+from common import ReferenceLoader, data_dir, emit, machine, other_load, peak_memory, summarize, sync  # noqa: E402
 
 from cyclegan_lib.config import make_config  # noqa: E402
 from cyclegan_lib.data import EpochPlan, load_unpaired, make_batch  # noqa: E402
@@ -160,10 +159,7 @@ def main(argv: list[str] | None = None) -> int:
         "memory": peak_memory(device),
         "busy_processes_at_end": other_load(),
     }
-    text = json.dumps(report, indent=2)
-    print(text)
-    if args.out:
-        Path(args.out).write_text(text + "\n")
+    emit(report, args.out)
     return 0
 
 

@@ -15,18 +15,20 @@ Modes:
   loader that opens and decodes two JPEGs each step and runs the torchvision
   transforms (``Resize`` bicubic to the load size, ``RandomCrop``,
   ``RandomHorizontalFlip``, ``ToTensor``, ``Normalize``).
-* ``fast``: what ``cyclegan-anime train`` does (``fast=True``, every profile):
-  decode-once in-memory uint8 cache + batched crop/flip on the device
-  (``EpochPlan`` + ``make_batch``), network calls batched where they share a
-  network (exact), fused Adam, losses fetched every ``log_every`` steps; on CUDA
-  also bf16 autocast, channels_last and cudnn autotuning.
+* ``fast``: what ``cyclegan-anime train`` does (every profile: ``fast=True``,
+  ``amp="auto"``): decode-once in-memory uint8 cache + batched crop/flip on the
+  device (``EpochPlan`` + ``make_batch``), network calls batched where they
+  share a network (exact), fused Adam, losses fetched every ``log_every`` steps,
+  and bf16 autocast (losses in fp32) where the hardware computes bf16 natively
+  (CUDA; CPUs with AVX512-BF16 or AMX); on CUDA also channels_last and cudnn
+  autotuning.
 
 Ablation modes (``--ablation``), each one change from its neighbour:
-``cache`` (reference step, in-memory loader), ``batched`` (fast without fused
-Adam), ``fast_channels_last`` (CPU: fast + NHWC), ``fast_bf16`` (CPU: fast + bf16
-autocast; *not* the fp32 maths, reported for information) and, with
-``--compile``, ``fast_compile`` (fast + ``torch.compile``; the compile time is
-reported separately).
+``cache`` (reference step, in-memory loader), ``batched`` (batched calls, for-loop
+Adam), ``fast_fp32`` (+ fused Adam: the fast path with ``amp="off"``, the
+reference's exact fp32 maths), ``fast`` (+ bf16 where native),
+``fast_channels_last`` (CPU: fast_fp32 + NHWC) and, with ``--compile``,
+``fast_compile`` (fast + ``torch.compile``; the compile time is reported separately).
 
     python benchmarks/train_step.py                       # 128 px, ngf 64, 9 blocks, CPU
     python benchmarks/train_step.py --ablation --compile
@@ -46,7 +48,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import (ReferenceLoader, data_dir, machine, other_load, peak_memory,  # noqa: E402
+from common import (ReferenceLoader, data_dir, emit, machine, other_load, peak_memory,  # noqa: E402
                     summarize, sync)
 
 from cyclegan_lib.config import make_config  # noqa: E402
@@ -59,7 +61,9 @@ PEAK_BF16_TFLOPS = {"H100 SXM": 989.4, "H100 NVL": 835.0, "H100 PCIe": 756.0, "H
                     "H200": 989.4, "GH200": 989.4, "A100": 312.0, "L40S": 362.0, "L4": 121.0,
                     "A10G": 70.0, "A10": 125.0, "T4": 65.0, "V100": 125.0}
 
-MODES = ("reference", "cache", "batched", "fast", "fast_channels_last", "fast_bf16", "fast_compile")
+MODES = ("reference", "cache", "batched", "fast_fp32", "fast", "fast_channels_last", "fast_compile")
+# Modes that keep the reference's fp32 arithmetic (no autocast).
+FP32_MODES = ("reference", "cache", "batched", "fast_fp32", "fast_channels_last")
 
 
 def peak_tflops(device: torch.device, given: float | None) -> float | None:
@@ -78,6 +82,7 @@ def make_cfg(args, mode: str):
     return make_config("stabilized", "cpu", image_size=args.size, ngf=args.ngf, ndf=args.ngf,
                        n_blocks=args.blocks, batch_size=args.batch, device=args.device,
                        fast=mode not in ("reference", "cache"), compile=mode == "fast_compile",
+                       amp="off" if mode in FP32_MODES else "auto",
                        log_every=args.log_every)
 
 
@@ -121,8 +126,6 @@ def child(args) -> dict:
     if mode == "fast_channels_last" and not trainer.channels_last:
         trainer.channels_last = True
         trainer.nets.to(memory_format=torch.channels_last)
-    if mode == "fast_bf16":
-        trainer.use_amp = True
     for net in (*trainer.nets.generators, *trainer.nets.discriminators):
         net.train()
 
@@ -186,7 +189,7 @@ def child(args) -> dict:
            "trainer": {"batched": trainer.batched, "channels_last": trainer.channels_last,
                        "bf16_autocast": trainer.use_amp, "compile": cfg.compile,
                        "adam_fused": bool(trainer.opt_G.param_groups[0].get("fused"))}}
-    if args.flops and mode in ("reference", "fast"):
+    if args.flops and mode in ("reference", "fast", "fast_fp32"):
         out["flops_per_iteration"] = count_flops(trainer, *next_batch())
     tmp.cleanup()
     return out
@@ -270,11 +273,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.modes:
         modes = args.modes.split(",")
     else:
-        modes = ["reference", "fast"]
+        modes = ["reference", "fast_fp32", "fast"]
         if args.ablation:
-            modes = ["reference", "cache", "batched", "fast"]
+            modes = ["reference", "cache", "batched", "fast_fp32", "fast"]
             if device.type == "cpu":
-                modes += ["fast_channels_last", "fast_bf16"]
+                modes.append("fast_channels_last")
         if args.compile:
             modes.append("fast_compile")
     unknown = set(modes) - set(MODES)
@@ -307,6 +310,10 @@ def main(argv: list[str] | None = None) -> int:
             target = 1.3 if device.type == "cpu" else 2.0
             report["target"] = f"fast >= {target}x reference ({device.type})"
             report["target_met"] = report["fast_over_reference"] >= target
+            report["fast_precision"] = ("bf16 autocast" if ok["fast"]["trainer"]["bf16_autocast"]
+                                        else "fp32 (no native bf16 here)")
+        if "fast_fp32" in ok:
+            report["fast_fp32_over_reference"] = report["speedup_vs_reference"]["fast_fp32"]
     flops = next((r.get("flops_per_iteration") for r in ok.values()
                   if r.get("flops_per_iteration")), None)
     if flops:
@@ -325,10 +332,7 @@ def main(argv: list[str] | None = None) -> int:
         report["cuda"] = ("not measured: no GPU on this machine; run with --device cuda --size 256 "
                           "on one for the GPU figures and the fraction of peak")
     report["busy_processes"] = {"before": busy_before, "after": other_load()}
-    text = json.dumps(report, indent=2)
-    print(text)
-    if args.out:
-        Path(args.out).write_text(text + "\n")
+    emit(report, args.out)
     return 0
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 __all__ = [
@@ -59,7 +59,8 @@ class TrainConfig:
     # -- execution ------------------------------------------------------------
     seed: int = 0
     device: str = "auto"                 # "auto", "cpu", "cuda", "cuda:N"
-    fast: bool = True                    # channels_last, bf16 autocast and fused Adam where they pay
+    fast: bool = True                    # batched calls, fused Adam (+ channels_last on CUDA): same maths
+    amp: str = "auto"                    # bf16 autocast: "auto" (where the hardware has bf16), "bf16", "off"
     compile: bool = False                # torch.compile the networks (CUDA; pays off on long runs)
     threads: int | None = None           # torch CPU threads; None = leave torch's default
     # -- bookkeeping ----------------------------------------------------------
@@ -124,6 +125,8 @@ class TrainConfig:
             bad("generator_variant", "choose 'official' or 'naive'")
         if self.d_head not in ("patchmap", "single"):
             bad("d_head", "choose 'patchmap' or 'single'")
+        if self.amp not in AMP_MODES:
+            bad("amp", f"choose from {', '.join(AMP_MODES)}")
         if self.gan_loss not in ("lsgan", "nll"):
             bad("gan_loss", "choose 'lsgan' or 'nll'")
         if not (math.isfinite(self.lr) and self.lr > 0):
@@ -178,6 +181,10 @@ PRESET_HELP: dict[str, str] = {
     "blocks6": "stabilized with 6 residual blocks",
     "blocks9": "stabilized with 9 residual blocks (same settings as stabilized)",
 }
+
+# Precision: "auto" turns bf16 autocast on where the hardware computes bf16 natively
+# (a CUDA GPU with bf16; a CPU with AVX512-BF16 or AMX) and off elsewhere; see trainer.use_bf16.
+AMP_MODES = ("auto", "bf16", "off")
 
 # How big a run is.  "auto" is resolved by resolve_profile().
 PROFILES: dict[str, dict[str, Any]] = {

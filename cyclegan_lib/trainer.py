@@ -8,12 +8,14 @@ learning rate is constant for ``n_epochs`` and decays linearly over
 ``n_epochs_decay``, set at every epoch boundary exactly like the official
 ``LambdaLR`` rule.
 
-Speed without changing the maths: on CUDA the fast path uses bf16 autocast
-(losses in fp32), channels_last, fused Adam and cudnn autotuning; losses stay
-on the device and are fetched every ``log_every`` steps, so the loop never
-waits for the GPU.  On any device the data come from the in-memory uint8
-tensors of :mod:`cyclegan_lib.data`, inputs that share a network go through it
-in one call, and Adam is the fused kernel (see ``benchmarks/``).
+Speed without changing the maths (``fast``): the data come from the in-memory
+uint8 tensors of :mod:`cyclegan_lib.data`, inputs that share a network go
+through it in one call, Adam is the fused kernel, and on CUDA the tensors are
+channels_last with cudnn autotuning; losses stay on the device and are fetched
+every ``log_every`` steps, so the loop never waits for the GPU.  Speed with
+fewer bits (``amp``): bf16 autocast, losses in fp32, on by default wherever the
+hardware computes bf16 natively (CUDA GPUs with bf16, CPUs with AVX512-BF16 or
+AMX), where it is the largest single gain (see ``benchmarks/``).
 """
 from __future__ import annotations
 
@@ -21,12 +23,10 @@ import contextlib
 import csv
 import io
 import json
-import math
 import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import torch
 from torch import nn
@@ -74,6 +74,33 @@ def resolve_device(name: str) -> torch.device:
     if device.type == "cuda" and not torch.cuda.is_available():
         raise ConfigError(f"invalid option device={name!r}: CUDA is not available on this machine")
     return device
+
+
+def cpu_has_native_bf16() -> bool:
+    """True when the CPU has bf16 instructions (AVX512-BF16 or AMX), read from /proc/cpuinfo.
+
+    Without them bf16 is emulated and buys nothing, so ``amp="auto"`` stays in fp32.
+    """
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("flags"):
+                return bool({"avx512_bf16", "amx_bf16"} & set(line.split(":", 1)[1].split()))
+    except OSError:
+        pass
+    return False
+
+
+def use_bf16(amp: str, device: torch.device) -> bool:
+    """Whether training on ``device`` runs under bf16 autocast for the ``amp`` option."""
+    if amp == "off":
+        return False
+    cuda = device.type == "cuda"
+    supported = torch.cuda.is_bf16_supported() if cuda else cpu_has_native_bf16()
+    if amp == "bf16":
+        if cuda and not supported:
+            raise ConfigError("invalid option amp='bf16': this GPU has no bf16 support")
+        return True
+    return supported
 
 
 class CycleGAN(nn.Module):
@@ -142,7 +169,7 @@ class Trainer:
             latest, saved = self._newest_readable(ckpt_dir)
             # Bookkeeping may change on resume; the experiment and its scale may not.
             mutable = {"max_steps", "device", "log_every", "sample_every", "save_every",
-                       "keep_checkpoints", "threads", "compile"}
+                       "keep_checkpoints", "threads", "compile", "amp"}
             diff = [k for k, v in cfg.to_dict().items() if k not in mutable and saved.get(k) != v]
             if diff:
                 raise TrainingError(f"cannot resume {self.run_dir}: settings differ from the "
@@ -153,7 +180,7 @@ class Trainer:
             torch.set_num_threads(cfg.threads)
         self.device = resolve_device(cfg.device)
         cuda = self.device.type == "cuda"
-        self.use_amp = cfg.fast and cuda and torch.cuda.is_bf16_supported()
+        self.use_amp = use_bf16(cfg.amp, self.device)
         self.channels_last = cfg.fast and cuda
         # Fast path on any device: one call per network for inputs that share it (exact:
         # instance norm and the PatchGAN work per sample); see _train_step_batched.
@@ -242,9 +269,37 @@ class Trainer:
 
     # -- one iteration -----------------------------------------------------------------
     def _autocast(self):
-        if self.use_amp:  # on for CUDA's fast path; CPU bf16 only when set explicitly
+        if self.use_amp:
             return torch.autocast(self.device.type, dtype=torch.bfloat16)
         return contextlib.nullcontext()
+
+    def _update_generators(self, real_a, real_b, fake_a, fake_b, rec_a, rec_b, idt_a, idt_b
+                           ) -> list[torch.Tensor]:
+        """The generators' loss and Adam step (discriminators frozen); returns its six terms.
+
+        Shared by both step bodies; ``idt_*`` is None when the identity loss is off.
+        The discriminators' random patches are drawn here, B's first, as the official code.
+        """
+        cfg = self.cfg
+        lam_idt = cfg.lambda_identity * cfg.lambda_cycle
+        with self._autocast():
+            if idt_a is not None and idt_b is not None:
+                loss_idt_a = identity_loss(idt_a, real_a, lam_idt)
+                loss_idt_b = identity_loss(idt_b, real_b, lam_idt)
+            else:
+                loss_idt_a = loss_idt_b = torch.zeros((), device=real_a.device)
+            loss_g_ab = adversarial_loss(self.D_B(random_patches(fake_b, cfg.d_patch)), True,
+                                         cfg.gan_loss)
+            loss_g_ba = adversarial_loss(self.D_A(random_patches(fake_a, cfg.d_patch)), True,
+                                         cfg.gan_loss)
+            loss_cyc_a = cycle_loss(rec_a, real_a, cfg.lambda_cycle)
+            loss_cyc_b = cycle_loss(rec_b, real_b, cfg.lambda_cycle)
+            terms = [loss_g_ab, loss_g_ba, loss_cyc_a, loss_cyc_b, loss_idt_a, loss_idt_b]
+            loss_g = sum(terms[1:], terms[0])
+        self.opt_G.zero_grad(set_to_none=True)
+        loss_g.backward()
+        self.opt_G.step()
+        return terms
 
     def train_step(self, real_a: torch.Tensor, real_b: torch.Tensor) -> torch.Tensor:
         """One official CycleGAN iteration; returns the detached losses (no host sync).
@@ -265,19 +320,9 @@ class Trainer:
         # Generators: fool the (frozen) discriminators, close both cycles, keep identities.
         _set_requires_grad(self.nets.discriminators, False)
         with self._autocast():
-            if lam_idt > 0:
-                loss_idt_a = identity_loss(self.G_BA(real_a), real_a, lam_idt)
-                loss_idt_b = identity_loss(self.G_AB(real_b), real_b, lam_idt)
-            else:
-                loss_idt_a = loss_idt_b = torch.zeros((), device=real_a.device)
-            loss_g_ab = adversarial_loss(self.D_B(random_patches(fake_b, patch)), True, cfg.gan_loss)
-            loss_g_ba = adversarial_loss(self.D_A(random_patches(fake_a, patch)), True, cfg.gan_loss)
-            loss_cyc_a = cycle_loss(rec_a, real_a, cfg.lambda_cycle)
-            loss_cyc_b = cycle_loss(rec_b, real_b, cfg.lambda_cycle)
-            loss_g = loss_g_ab + loss_g_ba + loss_cyc_a + loss_cyc_b + loss_idt_a + loss_idt_b
-        self.opt_G.zero_grad(set_to_none=True)
-        loss_g.backward()
-        self.opt_G.step()
+            idt_a = self.G_BA(real_a) if lam_idt > 0 else None
+            idt_b = self.G_AB(real_b) if lam_idt > 0 else None
+        g_terms = self._update_generators(real_a, real_b, fake_a, fake_b, rec_a, rec_b, idt_a, idt_b)
         # Discriminators: real vs. fakes drawn through the history buffers.
         _set_requires_grad(self.nets.discriminators, True)
         fake_b_old = self.pool_B.query(fake_b.detach())
@@ -292,8 +337,7 @@ class Trainer:
         self.opt_D.zero_grad(set_to_none=True)
         (loss_d_a + loss_d_b).backward()
         self.opt_D.step()
-        return torch.stack([loss_g_ab, loss_g_ba, loss_cyc_a, loss_cyc_b, loss_idt_a, loss_idt_b,
-                            loss_d_a, loss_d_b]).detach().float()
+        return torch.stack([*g_terms, loss_d_a, loss_d_b]).detach().float()
 
     def _train_step_batched(self, real_a: torch.Tensor, real_b: torch.Tensor) -> torch.Tensor:
         """:meth:`train_step` with fewer, larger network calls: the same maths.
@@ -315,23 +359,13 @@ class Trainer:
                 fake_a, idt_a = self.G_BA(torch.cat([real_b, real_a])).split(n)
             else:
                 fake_b, fake_a = self.G_AB(real_a), self.G_BA(real_b)
+                idt_a = idt_b = None
             rec_a = self.G_BA(fake_b)
             rec_b = self.G_AB(fake_a)
         _set_requires_grad(self.nets.discriminators, False)
-        with self._autocast():
-            if lam_idt > 0:
-                loss_idt_a = identity_loss(idt_a, real_a, lam_idt)
-                loss_idt_b = identity_loss(idt_b, real_b, lam_idt)
-            else:
-                loss_idt_a = loss_idt_b = torch.zeros((), device=real_a.device)
-            loss_g_ab = adversarial_loss(self.D_B(random_patches(fake_b, patch)), True, cfg.gan_loss)
-            loss_g_ba = adversarial_loss(self.D_A(random_patches(fake_a, patch)), True, cfg.gan_loss)
-            loss_cyc_a = cycle_loss(rec_a, real_a, cfg.lambda_cycle)
-            loss_cyc_b = cycle_loss(rec_b, real_b, cfg.lambda_cycle)
-            loss_g = loss_g_ab + loss_g_ba + loss_cyc_a + loss_cyc_b + loss_idt_a + loss_idt_b
-        self.opt_G.zero_grad(set_to_none=True)
-        loss_g.backward()
-        self.opt_G.step()
+        g_terms = self._update_generators(real_a, real_b, fake_a, fake_b, rec_a, rec_b,
+                                          idt_a if lam_idt > 0 else None,
+                                          idt_b if lam_idt > 0 else None)
         _set_requires_grad(self.nets.discriminators, True)
         fake_b_old = self.pool_B.query(fake_b.detach())
         fake_a_old = self.pool_A.query(fake_a.detach())
@@ -347,8 +381,7 @@ class Trainer:
         self.opt_D.zero_grad(set_to_none=True)
         (loss_d_a + loss_d_b).backward()
         self.opt_D.step()
-        return torch.stack([loss_g_ab, loss_g_ba, loss_cyc_a, loss_cyc_b, loss_idt_a, loss_idt_b,
-                            loss_d_a, loss_d_b]).detach().float()
+        return torch.stack([*g_terms, loss_d_a, loss_d_b]).detach().float()
 
     # -- the loop ----------------------------------------------------------------------
     def _set_lr(self, epoch: int) -> float:
@@ -405,7 +438,8 @@ class Trainer:
             self.log(f"skipped damaged checkpoint {note}")
         if self.resume_from is not None:
             self.log(f"resuming from {self.resume_from.name} at step {self.step}")
-        self.log(f"training {cfg.preset}/{cfg.profile} on {self.device}: {self.end_step} steps "
+        self.log(f"training {cfg.preset}/{cfg.profile} on {self.device} "
+                 f"({'bf16 autocast' if self.use_amp else 'fp32'}): {self.end_step} steps "
                  f"({self.epoch_size} per epoch), G {count_parameters(self.nets.G_AB):,} params, "
                  f"D {count_parameters(self.nets.D_A):,} params")
         bar = None
@@ -465,8 +499,8 @@ class Trainer:
             "total_steps": self.total_steps, "complete": self.step >= self.total_steps,
             "train_seconds": round(self.train_seconds, 2),
             "seconds_per_step": round(self.train_seconds / max(1, self.step), 4),
-            "device": str(self.device), "world_size": self.world_size,
-            "params_G": count_parameters(self.nets.G_AB), "params_D": count_parameters(self.nets.D_A),
+            "device": str(self.device), "precision": "bf16" if self.use_amp else "fp32",
+            "world_size": self.world_size, "params_G": count_parameters(self.nets.G_AB), "params_D": count_parameters(self.nets.D_A),
             "torch": torch.__version__,
         }
 

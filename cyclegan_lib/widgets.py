@@ -17,7 +17,7 @@ from __future__ import annotations
 import io
 import json
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any, Mapping
 
 import torch
 from PIL import Image

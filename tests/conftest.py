@@ -86,3 +86,12 @@ def smoke_run(tmp_path_factory: pytest.TempPathFactory, data_root: Path) -> Path
 
 
 torch.set_num_threads(min(2, torch.get_num_threads()))
+
+
+@pytest.fixture
+def one_thread():
+    """Training runs on one thread: the machine's two cores are shared (and it is faster)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

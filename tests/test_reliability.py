@@ -31,13 +31,6 @@ from cyclegan_lib.models import load_official_generator
 from cyclegan_lib.trainer import Trainer, TrainingError, load_generator, train
 
 
-@pytest.fixture
-def one_thread():
-    """Training runs on one thread: the machine's two cores are shared (and it is faster)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def _rgb(size: int = 40, seed: int = 0) -> np.ndarray:

@@ -14,13 +14,6 @@ from cyclegan_lib.trainer import (LOSS_NAMES, Trainer, TrainingError, load_check
                                   load_generator, lr_factor, read_history, run_is_complete, train)
 
 
-@pytest.fixture
-def one_thread():
-    """Training runs on one thread: the machine's two cores are shared (and it is faster)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 # -- learning-rate schedule ------------------------------------------------------------------
