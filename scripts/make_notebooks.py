@@ -69,7 +69,7 @@ seed = 0
 device = "auto"
 ''', tags=["parameters"]),
         code('''
-from cyclegan_lib import book, viz
+from cyclegan_lib import book, report, viz
 from cyclegan_lib.book import chapter_setup
 
 ctx = chapter_setup(profile=profile, data_dir=data_dir, runs_dir=runs_dir,
@@ -133,7 +133,7 @@ colour modes and pixel sizes.
 '''), code('''
 folders = ["trainA", "trainB", "testA", "testB"]
 overview = [book.folder_overview(ctx.data_dir / f) for f in folders]
-book.show_markdown(book.markdown_table(overview))
+book.show_markdown(report.markdown_table(overview))
 '''), md('''
 In the original selfie2anime download the anime files are PNG data behind `.jpg` names; the
 copy used here was re-encoded as real JPEG to save space (see the data README). The
@@ -150,12 +150,12 @@ smaller than the crop), writing the reason for each decision. Every run director
 report as `data_report.txt`. The cell below makes the same call as the trainer, at this
 chapter's profile.
 '''), code('''
-rows, report = book.scan_overview(ctx)
-book.show_markdown(book.markdown_table(rows))
-print(report)
+rows, scan_report = book.scan_overview(ctx)
+book.show_markdown(report.markdown_table(rows))
+print(scan_report)
 '''), code('''
 cfg = book.profile_config(ctx)
-book.show_markdown(book.describe_scan(rows, cfg.max_images))
+book.show_markdown(report.describe_scan(rows, cfg.max_images))
 '''), md('''
 The `tensor` column is what the trainer keeps in memory: every usable image decoded once,
 resized once, and stored as one `uint8` tensor per domain. No JPEG is decoded twice during
@@ -245,8 +245,8 @@ Four choices separate this model from the official CycleGAN recipe of the next c
 The settings of the naive and the official (stabilised) model side by side, as this
 profile builds them:
 '''), code('''
-settings = book.preset_table(["naive", "stabilized"], ctx.profile)
-book.show_markdown(book.markdown_table(settings))
+settings = report.preset_table(["naive", "stabilized"], ctx.profile)
+book.show_markdown(report.markdown_table(settings))
 cfg = book.profile_config(ctx, "naive")
 print(f"Images are {cfg.image_size} px at this profile; the naive discriminator judges "
       f"{cfg.d_patch}x{cfg.d_patch} px inputs (70 px, capped at the image size).")
@@ -258,7 +258,7 @@ were trained by `scripts/train_cpu_runs.sh` at the `cpu` profile) and trains it 
 so this chapter also runs on its own.
 '''), code('''
 runs = book.ensure_runs(ctx, ["naive"])
-print(book.describe_run("naive", runs["naive"]))
+print(report.describe_run("naive", runs["naive"]))
 '''), md('''
 ## Loss curves
 
@@ -269,8 +269,8 @@ error that does not depend on the discriminators; it should fall steadily in any
 '''), code('''
 viz.plot_losses({"naive": runs["naive"]});
 '''), code('''
-summary = book.loss_summary(runs["naive"])
-book.show_markdown(book.describe_losses("naive", summary))
+summary = report.loss_summary(runs["naive"])
+book.show_markdown(report.describe_losses("naive", summary))
 '''), md('''
 ## Samples
 
@@ -300,8 +300,8 @@ real_b = viz.test_images(ctx.data_dir, "B", n=16, size=size)
 fake_b = viz.generate(runs["naive"], x_a, device=ctx.device)
 batches = {"real anime (testB)": real_b, "naive G_AB(testA)": fake_b}
 viz.plot_value_histograms(batches);
-rows = [{"images": k, **book.output_value_summary(x)} for k, x in batches.items()]
-book.show_markdown(book.markdown_table(rows))
+rows = [{"images": k, **report.output_value_summary(x)} for k, x in batches.items()]
+book.show_markdown(report.markdown_table(rows))
 '''), md('''
 The `share < 0` column is the fraction of values darker than mid-grey. For the naive
 generator it is exactly 0 by construction: whatever it learns, dark hair, outlines and
@@ -316,7 +316,7 @@ selfies in each row; if the four translations look alike, that is collapse. The 
 measures it: how different the outputs are from each other, relative to how different the
 inputs are.
 '''), code('''
-book.show_markdown(book.describe_diversity(x_a, {"naive": fake_b}))
+book.show_markdown(report.describe_diversity(x_a, {"naive": fake_b}))
 '''), md('''
 ## Metrics
 
@@ -392,8 +392,8 @@ says whether the recipe as a whole helps, not which of its parts does. (Each par
 option of `cyclegan_lib.config.TrainConfig`, so single changes can be tried with
 `make_config("naive", profile, gan_loss="lsgan")` and the like.)
 '''), code('''
-settings = book.preset_table(["naive", "stabilized"], ctx.profile)
-book.show_markdown(book.markdown_table(settings))
+settings = report.preset_table(["naive", "stabilized"], ctx.profile)
+book.show_markdown(report.markdown_table(settings))
 '''), md('''
 ## Training
 
@@ -401,7 +401,7 @@ Both runs come from the runs folder when they exist and are trained otherwise.
 '''), code('''
 runs = book.ensure_runs(ctx, ["naive", "stabilized"])
 for name, run in runs.items():
-    print(book.describe_run(name, run))
+    print(report.describe_run(name, run))
 '''), md('''
 ## Loss curves side by side
 
@@ -411,13 +411,13 @@ losses relative to their chance levels in the table below, not the heights.
 '''), code('''
 viz.plot_losses({"naive": runs["naive"], "stabilised": runs["stabilized"]});
 '''), code('''
-summaries = {name: book.loss_summary(run) for name, run in runs.items()}
-book.show_markdown(book.markdown_table(
+summaries = {name: report.loss_summary(run) for name, run in runs.items()}
+book.show_markdown(report.markdown_table(
     [{"run": name, **s} for name, s in summaries.items()],
     columns=["run", "gan_loss", "steps", "D", "D / chance", "G_adv", "g_spread",
              "cycle"]))
 for name, s in summaries.items():
-    book.show_markdown(book.describe_losses(name, s))
+    book.show_markdown(report.describe_losses(name, s))
 '''), md('''
 `D / chance` is the discriminators' mean loss over the last quarter of training divided by
 its value at chance; `g_spread` is how much the generators' adversarial loss swings there
@@ -438,7 +438,7 @@ Do the outputs follow their inputs, or has a model collapsed to one answer (chap
 '''), code('''
 x_a = viz.test_images(ctx.data_dir, "A", n=16, size=book.profile_config(ctx).image_size)
 outputs = {name: viz.generate(run, x_a, device=ctx.device) for name, run in models.items()}
-book.show_markdown(book.describe_diversity(x_a, outputs))
+book.show_markdown(report.describe_diversity(x_a, outputs))
 '''), md('''
 And the stabilised model's training samples and how its translation developed over time
 (compare with the naive model's timeline in chapter 2):
@@ -450,7 +450,7 @@ viz.sample_timeline(runs["stabilized"]);
 ## Metrics
 '''), code('''
 metrics = book.show_metrics(ctx, models)
-book.show_markdown(book.describe_comparison(
+book.show_markdown(report.describe_comparison(
     "stabilised", "naive", metrics["stabilised"], metrics["naive"]))
 '''), md('''
 The sentence above is computed from the table: it uses KID when it was measured and the
@@ -510,9 +510,9 @@ trained against it is rewarded for anime-like texture everywhere, whether or not
 a whole looks anime. In this implementation each discriminator call sees one random crop per
 image (`cyclegan_lib.models.random_patches`), for real and generated images alike.
 '''), code('''
-settings = book.preset_table(["stabilized", "patch32"], ctx.profile)
-book.show_markdown(book.markdown_table(settings))
-print(book.describe_patch(ctx))
+settings = report.preset_table(["stabilized", "patch32"], ctx.profile)
+book.show_markdown(report.markdown_table(settings))
+print(report.describe_patch(ctx.profile))
 '''), md('''
 At small profiles the difference between the two models is larger than at the paper's
 resolution: on 64 px images the stabilised discriminator's 70 px receptive field already
@@ -522,7 +522,7 @@ covers the whole image, while the 32 px crops see a quarter of it.
 '''), code('''
 runs = book.ensure_runs(ctx, ["stabilized", "patch32"])
 for name, run in runs.items():
-    print(book.describe_run(name, run))
+    print(report.describe_run(name, run))
 '''), md('''
 ## Loss curves
 
@@ -531,7 +531,7 @@ Both runs use the LSGAN loss, so here the heights are comparable too.
 models = {"70x70": runs["stabilized"], "32x32": runs["patch32"]}
 viz.plot_losses(models);
 for name, run in models.items():
-    book.show_markdown(book.describe_losses(name, book.loss_summary(run)))
+    book.show_markdown(report.describe_losses(name, report.loss_summary(run)))
 '''), md('''
 ## Translations side by side
 '''), code('''
@@ -546,7 +546,7 @@ as with the 70x70 discriminator, or less?
 ## Metrics
 '''), code('''
 metrics = book.show_metrics(ctx, models)
-book.show_markdown(book.describe_comparison(
+book.show_markdown(report.describe_comparison(
     "32x32", "70x70", metrics["32x32"], metrics["70x70"]))
 '''), md('''
 ## Summary
@@ -573,9 +573,9 @@ and the question is what that costs in quality.
 The counts are computed from `cyclegan_lib.models.ResnetGenerator` itself, first
 at the paper's width (ngf = 64 channels in the first layer):
 '''), code('''
-p64 = book.parameter_table(ngf=64)
-book.show_markdown(book.markdown_table(p64))
-book.show_markdown(book.describe_parameters(p64))
+p64 = report.parameter_table(ngf=64)
+book.show_markdown(report.markdown_table(p64))
+book.show_markdown(report.describe_parameters(p64))
 '''), md('''
 The residual blocks hold most of the generator's parameters, which is why removing six of
 nine cuts the model to well under half. The `in residual blocks` column gives their share.
@@ -583,7 +583,7 @@ At this chapter's profile the networks are narrower, and the same ratios hold (e
 scales with the square of the width):
 '''), code('''
 cfg = book.profile_config(ctx)
-book.show_markdown(book.markdown_table(book.parameter_table(ngf=cfg.ngf)))
+book.show_markdown(report.markdown_table(report.parameter_table(ngf=cfg.ngf)))
 '''), md('''
 ## Training time
 
@@ -591,8 +591,8 @@ The three runs (the 9-block model is the stabilised run of chapter 3):
 '''), code('''
 runs = book.ensure_runs(ctx, ["blocks3", "blocks6", "stabilized"])
 by_n = {3: runs["blocks3"], 6: runs["blocks6"], 9: runs["stabilized"]}
-timing = book.timing_table(by_n)
-book.show_markdown(book.markdown_table(timing))
+timing = report.timing_table(by_n)
+book.show_markdown(report.markdown_table(timing))
 viz.plot_bars({f"{r['blocks']} blocks": r["s / step"] for r in timing},
               xlabel="seconds per training step", fmt="{:.3f}");
 '''), md('''
@@ -602,7 +602,7 @@ sit: the residual blocks work at a quarter of the resolution, the 7x7 layers at 
 at full resolution. The column `G compute vs largest` counts the generator's multiply-adds
 exactly, a measure that does not depend on the machine:
 '''), code('''
-book.show_markdown(book.describe_timing(timing))
+book.show_markdown(report.describe_timing(timing))
 '''), md('''
 The times are wall-clock times from each run's `summary.json`, measured on a shared
 2-core machine whose load varied while the runs trained; read them as a rough guide.
@@ -632,7 +632,7 @@ widgets.block_slider(by_n, x, device=ctx.device)
 '''), code('''
 metrics = book.show_metrics(ctx, models)
 for small in ("3 blocks", "6 blocks"):
-    book.show_markdown(book.describe_comparison(
+    book.show_markdown(report.describe_comparison(
         small, "9 blocks", metrics[small], metrics["9 blocks"]))
 '''), md('''
 ## Loss curves
@@ -728,7 +728,7 @@ results = {c: viz.translate_faces(ps, models, device=ctx.device)
 How often the face detector found a face, and how often the anime-face detector fires on the
 9-block model's output (the same detector as the metrics of the earlier chapters):
 '''), code('''
-book.show_markdown(book.markdown_table(book.face_summary(results)))
+book.show_markdown(report.markdown_table(report.face_summary(results)))
 '''), md('''
 The anime-detector rate is a crude, automatic signal on a handful of photos per test; the
 grids are the real evidence.
@@ -775,7 +775,7 @@ profile is needed to judge those the way the paper did.
 The photos are not part of this repository; they are read from the faces folder
 (`CYCLEGAN_FACES`). Several sources allow research or non-commercial use only.
 '''), code('''
-book.show_markdown(book.markdown_table(book.credits_table(ctx, list(results))))
+book.show_markdown(report.markdown_table(book.credits_table(ctx, list(results))))
 ''')]
     return cells
 
@@ -794,7 +794,7 @@ when a GPU run at the `full` profile replaces the `cpu` runs).
 presets = ["naive", "stabilized", "patch32", "blocks3", "blocks6"]
 runs = book.ensure_runs(ctx, presets)
 metrics = book.run_metrics(ctx, runs)
-book.show_markdown(book.markdown_table(book.runs_table(runs, metrics)))
+book.show_markdown(report.markdown_table(report.runs_table(runs, metrics)))
 '''), md('''
 `anime det. G_AB(A)` is the share of translated test selfies on which the anime-face
 detector fires, `human det. G_BA(B)` the share of translated anime faces on which the
@@ -818,16 +818,16 @@ discriminators' loss ended near chance (0.5 to 1.2 times it) rather than far bel
 whether the generator's outputs still differ from input to input (at least 0.2 times the
 inputs' diversity) rather than collapsing to one image.
 '''), code('''
-infos = {p: book.run_info(r) for p, r in runs.items()}
-losses = {p: book.loss_summary(r) for p, r in runs.items()}
+infos = {p: report.run_info(r) for p, r in runs.items()}
+losses = {p: report.loss_summary(r) for p, r in runs.items()}
 diversity = {p: book.diversity_ratio(ctx, r) for p, r in runs.items()}
-p64 = book.parameter_table(ngf=64)
-claims = book.paper_claims(metrics, infos, losses, p64, diversity)
-book.show_markdown(book.markdown_table(claims))
+p64 = report.parameter_table(ngf=64)
+claims = report.paper_claims(metrics, infos, losses, p64, diversity)
+book.show_markdown(report.markdown_table(claims))
 '''), md('''
 ## Against published numbers
 '''), code('''
-print(book.describe_kid(ctx, metrics["stabilized"]))
+print(report.describe_kid(ctx.profile, metrics["stabilized"]))
 '''), md('''
 ## What limits this reproduction
 

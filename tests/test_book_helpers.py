@@ -1,4 +1,5 @@
-"""cyclegan_lib.book: chapter set-up, tables, summaries and computed verdicts."""
+"""cyclegan_lib.book (chapter set-up, runs, photos) and cyclegan_lib.report (tables, summaries
+and computed verdicts)."""
 from __future__ import annotations
 
 import json
@@ -9,7 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from cyclegan_lib import book
+from cyclegan_lib import book, report
 from cyclegan_lib.config import ConfigError
 
 ENV = ("CYCLEGAN_PROFILE", "CYCLEGAN_DATA", "CYCLEGAN_RUNS", "CYCLEGAN_FACES",
@@ -86,18 +87,18 @@ def test_colab_setup_is_a_no_op_elsewhere() -> None:
 # -- tables ----------------------------------------------------------------------------------
 
 def test_markdown_table_formats_values() -> None:
-    text = book.markdown_table([{"a": 1234567, "b": 0.123456, "c": None, "d": "x|y", "e": True}])
+    text = report.markdown_table([{"a": 1234567, "b": 0.123456, "c": None, "d": "x|y", "e": True}])
     lines = text.splitlines()
     assert lines[0] == "| a | b | c | d | e |"
     assert lines[1] == "|---|---|---|---|---|"
     assert lines[2] == "| 1,234,567 | 0.123 | n/a | x\\|y | yes |"
-    assert book.markdown_table([]) == "*(no rows)*"
+    assert report.markdown_table([]) == "*(no rows)*"
     html = book.markdown_to_html(text)
     assert html is not None and "<table>" in html and "<td>1,234,567</td>" in html
 
 
 def test_parameter_table_has_the_papers_38_percent() -> None:
-    rows = {r["blocks"]: r for r in book.parameter_table(ngf=64)}
+    rows = {r["blocks"]: r for r in report.parameter_table(ngf=64)}
     assert rows[9]["parameters"] == 11_378_179
     assert rows[6]["parameters"] == 7_837_699
     assert rows[3]["parameters"] == 4_297_219
@@ -106,7 +107,7 @@ def test_parameter_table_has_the_papers_38_percent() -> None:
 
 
 def test_preset_table_shows_what_changes() -> None:
-    rows = {r["setting"]: r for r in book.preset_table(["naive", "stabilized"], "smoke")}
+    rows = {r["setting"]: r for r in report.preset_table(["naive", "stabilized"], "smoke")}
     assert rows["gan_loss"]["naive"] == "nll" and rows["gan_loss"]["stabilized"] == "lsgan"
     assert rows["pool_size"]["naive"] == 0 and rows["pool_size"]["stabilized"] == 50
 
@@ -117,14 +118,14 @@ def test_scan_overview_and_describe(clean_env, tiny_dataset: Path, tmp_path: Pat
     (tiny_dataset / "trainA" / "notes.txt").write_text("not an image")
     ctx = book.chapter_setup(profile="smoke", data_dir=tiny_dataset, runs_dir=tmp_path,
                              quiet=True)
-    rows, report = book.scan_overview(ctx)
+    rows, scan_report = book.scan_overview(ctx)
     by = {r["folder"]: r for r in rows}
     assert by["trainA"]["files"] == 9 and by["trainA"]["used"] == 8
     assert by["trainA"]["skipped"] == 1
-    assert "notes.txt" in report
-    text = book.describe_scan(rows, max_images=12)
+    assert "notes.txt" in scan_report
+    text = report.describe_scan(rows, max_images=12)
     assert "skipped 1" in text and "first 12" in text
-    clean = book.describe_scan([{"used": 3, "converted": 0, "skipped": 0}], None)
+    clean = report.describe_scan([{"used": 3, "converted": 0, "skipped": 0}], None)
     assert "skipped none" in clean and "first" not in clean
 
 
@@ -153,26 +154,26 @@ def test_ensure_runs_reuses_a_complete_run(clean_env, smoke_run: Path, data_root
     runs = book.ensure_runs(ctx, ["blocks9"])  # alias of stabilized
     assert runs == {"blocks9": runs_dir / "smoke" / "stabilized"}
     assert [p.stat().st_mtime_ns for p in ckpts] == before
-    info = book.run_info(runs["blocks9"])
+    info = report.run_info(runs["blocks9"])
     assert info["preset"] == "stabilized" and info["complete"] is True
 
 
 def test_loss_summary_relative_to_chance(smoke_run: Path) -> None:
-    s = book.loss_summary(smoke_run)
+    s = report.loss_summary(smoke_run)
     assert s["steps"] == 8 and s["gan_loss"] == "lsgan"
     assert math.isclose(s["D / chance"], s["D"] / 0.25)
-    sentence = book.describe_losses("stabilised", s)
+    sentence = report.describe_losses("stabilised", s)
     assert f"{s['D']:.3f}" in sentence and "stabilised" in sentence
-    assert book.d_balance_words(0.1).startswith("the discriminators separate")
-    assert book.d_balance_words(1.0).startswith("neither side")
-    assert book.d_balance_words(2.0).startswith("the discriminators do worse")
+    assert report.d_balance_words(0.1).startswith("the discriminators separate")
+    assert report.d_balance_words(1.0).startswith("neither side")
+    assert report.d_balance_words(2.0).startswith("the discriminators do worse")
 
 
 def test_output_value_summary_sees_the_relu_floor() -> None:
     x = torch.relu(torch.randn(2, 3, 8, 8))
-    s = book.output_value_summary(x)
+    s = report.output_value_summary(x)
     assert s["share < 0"] == 0.0 and s["min"] >= 0.0
-    assert book.output_value_summary(torch.full((1, 3, 2, 2), -0.5))["share < 0"] == 1.0
+    assert report.output_value_summary(torch.full((1, 3, 2, 2), -0.5))["share < 0"] == 1.0
 
 
 def test_runs_table_calls_a_patch_as_large_as_the_image_the_whole_image(smoke_run: Path,
@@ -182,7 +183,7 @@ def test_runs_table_calls_a_patch_as_large_as_the_image_the_whole_image(smoke_ru
     cfg = json.loads((run / "config.json").read_text())
     cfg["d_patch"] = cfg["image_size"]
     (run / "config.json").write_text(json.dumps(cfg))
-    rows = book.runs_table({"naive": run, "stabilised": smoke_run})
+    rows = report.runs_table({"naive": run, "stabilised": smoke_run})
     assert rows[0]["D sees"] == "whole image" and rows[1]["D sees"] == "whole image"
     assert "KIDx100 A->B" not in rows[0]  # never measured: column left out
 
@@ -198,8 +199,8 @@ def test_run_metrics_smoke(clean_env, smoke_run: Path, data_root: Path, anime_ca
     m = metrics["mine"]
     assert m["data"]["n_testA"] == book.SMOKE_EVAL_IMAGES
     assert (run / "metrics.json").is_file()
-    assert book.metric(m, "cycle L1 A") is not None
-    assert book.metric(m, "KIDx100 A->B") is None
+    assert report.metric(m, "cycle L1 A") is not None
+    assert report.metric(m, "KIDx100 A->B") is None
 
 
 # -- photos ----------------------------------------------------------------------------------
@@ -231,12 +232,12 @@ def test_photo_helpers(clean_env, tiny_dataset: Path, tmp_path: Path) -> None:
 # -- verdicts --------------------------------------------------------------------------------
 
 def test_compare() -> None:
-    assert book.compare(0.8, 0.5, True, 0.1) == "better"
-    assert book.compare(0.5, 0.8, True, 0.1) == "worse"
-    assert book.compare(0.55, 0.5, True, 0.1) == "about the same"
-    assert book.compare(10.0, 14.0, False, 1.0) == "better"
-    assert book.compare(None, 0.5, True, 0.1) == "not measured"
-    assert book.compare(float("nan"), 0.5, True, 0.1) == "not measured"
+    assert report.compare(0.8, 0.5, True, 0.1) == "better"
+    assert report.compare(0.5, 0.8, True, 0.1) == "worse"
+    assert report.compare(0.55, 0.5, True, 0.1) == "about the same"
+    assert report.compare(10.0, 14.0, False, 1.0) == "better"
+    assert report.compare(None, 0.5, True, 0.1) == "not measured"
+    assert report.compare(float("nan"), 0.5, True, 0.1) == "not measured"
 
 
 def _m(rate: float | None = None, kid: float | None = None) -> dict:
@@ -245,9 +246,9 @@ def _m(rate: float | None = None, kid: float | None = None) -> dict:
 
 
 def test_quality_prefers_kid_when_both_runs_have_it() -> None:
-    word, detail = book.quality_comparison(_m(0.2, kid=10.0), _m(0.9, kid=15.0))
+    word, detail = report.quality_comparison(_m(0.2, kid=10.0), _m(0.9, kid=15.0))
     assert word == "better" and detail.startswith("KID")
-    word, detail = book.quality_comparison(_m(0.2, kid=10.0), _m(0.9))
+    word, detail = report.quality_comparison(_m(0.2, kid=10.0), _m(0.9))
     assert word == "worse" and "anime-detector" in detail
 
 
@@ -257,7 +258,7 @@ def _claims(naive: dict, stab: dict) -> dict[str, str]:
     infos = {"blocks3": {"seconds_per_step": 0.2}, "stabilized": {"seconds_per_step": 0.4}}
     losses = {"naive": {"D / chance": 0.1, "g_spread": 0.5},
               "stabilized": {"D / chance": 1.0, "g_spread": 0.2}}
-    rows = book.paper_claims(metrics, infos, losses, book.parameter_table(64))
+    rows = report.paper_claims(metrics, infos, losses, report.parameter_table(64))
     return {r["claim"][:20]: r["verdict"] for r in rows}
 
 
@@ -273,11 +274,11 @@ def test_paper_claims_follow_the_numbers() -> None:
     assert same["The naive model (NLL"].startswith("not reproduced (no clear")
     missing = _claims({}, {})
     assert missing["The naive model (NLL"] == "not measured"
-    rows = book.paper_claims({}, {}, {}, book.parameter_table(64),
+    rows = report.paper_claims({}, {}, {}, report.parameter_table(64),
                              diversity_ratios={"naive": 0.05, "stabilized": 0.1})
     assert rows[1]["verdict"] == "results: not measured; stability: not reproduced"
-    assert "0.8 vs 0.1" in book.paper_claims(
-        {"naive": _m(0.1), "stabilized": _m(0.8)}, {}, {}, book.parameter_table(64))[1][
+    assert "0.8 vs 0.1" in report.paper_claims(
+        {"naive": _m(0.1), "stabilized": _m(0.8)}, {}, {}, report.parameter_table(64))[1][
         "measured here"]
 
 
@@ -285,23 +286,23 @@ def test_diversity_detects_collapse() -> None:
     torch.manual_seed(0)
     x = torch.rand(6, 3, 8, 8) * 2 - 1
     collapsed = x[:1].repeat(6, 1, 1, 1) + 0.01 * torch.randn(6, 3, 8, 8)
-    assert book.diversity(collapsed) < 0.1 * book.diversity(x)
-    assert math.isclose(book.diversity(x), book.diversity(-x), rel_tol=1e-6)
-    assert math.isnan(book.diversity(x[:1]))
-    text = book.describe_diversity(x, {"bad": collapsed, "good": x})
+    assert report.diversity(collapsed) < 0.1 * report.diversity(x)
+    assert math.isclose(report.diversity(x), report.diversity(-x), rel_tol=1e-6)
+    assert math.isnan(report.diversity(x[:1]))
+    text = report.describe_diversity(x, {"bad": collapsed, "good": x})
     assert "**bad**" in text and "collapse" in text.split("**good**")[0]
     assert "1.00 x" in text.split("**good**")[1]
 
 
 def test_generator_macs_counts_each_block_exactly() -> None:
-    m3, m6, m9 = (book.generator_macs(8, b, 32) for b in (3, 6, 9))
+    m3, m6, m9 = (report.generator_macs(8, b, 32) for b in (3, 6, 9))
     per_block = 2 * (32 // 4) ** 2 * (4 * 8) ** 2 * 9  # two 3x3 convs at 1/4 resolution
     assert m6 - m3 == m9 - m6 == 3 * per_block
-    assert book.generator_macs(8, 3, 64) > 3.9 * m3  # compute grows with the pixel count
+    assert report.generator_macs(8, 3, 64) > 3.9 * m3  # compute grows with the pixel count
 
 
 def test_timing_table_and_sentence(smoke_run: Path) -> None:
-    rows = book.timing_table({3: smoke_run, 9: smoke_run})
+    rows = report.timing_table({3: smoke_run, 9: smoke_run})
     assert rows[-1]["time vs largest"] == 1.0 and rows[-1]["G compute vs largest"] == 1.0
-    text = book.describe_timing(rows)
+    text = report.describe_timing(rows)
     assert text.startswith("Relative to the largest model: 3 blocks: 100% of the time")
