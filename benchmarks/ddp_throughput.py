@@ -1,7 +1,8 @@
 """Training throughput with 1 vs N processes (torchrun, Gloo on CPU), as JSON.
 
     python benchmarks/ddp_throughput.py                      # 1 and 2 processes, cpu profile
-    python benchmarks/ddp_throughput.py --procs 1 2 4 --steps 60 --warmup 10
+    python benchmarks/ddp_throughput.py --procs 1 2 4 --steps 60 --warmup 10 --out result.json
+    python benchmarks/ddp_throughput.py --amp off            # exact fp32 maths
 
 Every configuration runs in fresh processes started by ``torchrun`` with one
 torch thread per process (``OMP_NUM_THREADS=1``).  Each rank builds the
@@ -40,7 +41,7 @@ def _worker(args: argparse.Namespace) -> None:
     env = launcher_env()
     world = env.world_size if env is not None else 1
     cfg = make_config("stabilized", args.profile, max_images=args.max_images, device="cpu",
-                      threads=args.threads)
+                      threads=args.threads, amp=args.amp)
     with tempfile.TemporaryDirectory() as tmp:
         if world > 1:
             dist.init_process_group("gloo")
@@ -78,6 +79,7 @@ def _worker(args: argparse.Namespace) -> None:
             "processes": world, "threads_per_process": torch.get_num_threads(),
             "steps": args.steps, "seconds": round(seconds, 3),
             "seconds_per_step": round(seconds / args.steps, 4),
+            "precision": "bf16" if trainer.use_amp else "fp32",
             "images_per_s": round(images / seconds, 3)}))
 
 
@@ -88,7 +90,7 @@ def _launch(n: int, args: argparse.Namespace, result: Path) -> dict:
     cmd = [*launcher, "--standalone", f"--nproc_per_node={n}", __file__, "--worker",
            "--result", str(result), "--profile", args.profile, "--steps", str(args.steps),
            "--warmup", str(args.warmup), "--threads", str(args.threads),
-           "--max-images", str(args.max_images), "--data", str(args.data)]
+           "--max-images", str(args.max_images), "--data", str(args.data), "--amp", args.amp]
     env = dict(os.environ, OMP_NUM_THREADS=str(args.threads), PYTHONPATH=str(REPO))
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
     if proc.returncode != 0:
@@ -110,6 +112,9 @@ def main() -> None:
                                                          str(REPO.parent / "shared" / "data"
                                                              / "selfie2anime")))
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--amp", default="auto", choices=["auto", "bf16", "off"],
+                        help="bf16 autocast, as the amp training option")
+    parser.add_argument("--out", default=None, help="also write the JSON here")
     parser.add_argument("--result", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
@@ -128,7 +133,7 @@ def main() -> None:
     base = results[0]["images_per_s"]
     for r in results:
         r["speedup_vs_first"] = round(r["images_per_s"] / base, 3)
-    print(json.dumps({
+    report = {
         "benchmark": "ddp_throughput", "preset": "stabilized", "profile": args.profile,
         "image_size": cfg.image_size, "ngf": cfg.ngf, "ndf": cfg.ndf,
         "batch_per_process": cfg.batch_size, "backend": "gloo", "device": "cpu",
@@ -137,7 +142,11 @@ def main() -> None:
         "loadavg_1min_after": round(os.getloadavg()[0], 2),
         "torch": torch.__version__, "python": platform.python_version(),
         "utc": time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime()),
-    }, indent=2))
+    }
+    text = json.dumps(report, indent=2)
+    print(text)
+    if args.out:
+        Path(args.out).write_text(text + "\n")
 
 
 if __name__ == "__main__":

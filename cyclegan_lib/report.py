@@ -217,7 +217,7 @@ def timing_table(runs: Mapping[int, str | Path]) -> list[dict[str, Any]]:
     infos = {n: run_info(r) for n, r in runs.items()}
     ref = infos[max(infos)]
     return [{"blocks": n, "G params": i.get("params_G"), "steps": i.get("step"),
-             "device": i.get("device"), "train min": round(i.get("train_seconds", 0) / 60, 1),
+             "device": i.get("device"), "precision": i.get("precision"), "train min": round(i.get("train_seconds", 0) / 60, 1),
              "s / step": i.get("seconds_per_step"),
              "time vs largest": i["seconds_per_step"] / ref["seconds_per_step"]
              if i.get("seconds_per_step") and ref.get("seconds_per_step") else None,

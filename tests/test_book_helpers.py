@@ -304,5 +304,6 @@ def test_generator_macs_counts_each_block_exactly() -> None:
 def test_timing_table_and_sentence(smoke_run: Path) -> None:
     rows = report.timing_table({3: smoke_run, 9: smoke_run})
     assert rows[-1]["time vs largest"] == 1.0 and rows[-1]["G compute vs largest"] == 1.0
+    assert rows[0]["precision"] in ("fp32", "bf16")  # from the run's summary.json
     text = report.describe_timing(rows)
     assert text.startswith("Relative to the largest model: 3 blocks: 100% of the time")
