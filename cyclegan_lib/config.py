@@ -191,7 +191,7 @@ PROFILES: dict[str, dict[str, Any]] = {
     # Seconds on a laptop CPU: for tests and CI.  Shows nothing but that the code runs.
     "smoke": dict(image_size=32, ngf=8, ndf=8, n_epochs=1, n_epochs_decay=1, epoch_size=4,
                   max_images=12, device="cpu", log_every=2, sample_every=4, save_every=4),
-    # Real, visible translation on 2 CPU cores in about 10-15 minutes per experiment.
+    # Real, visible translation on 2 CPU cores in 7-14 minutes per experiment (bf16 where native).
     # Measured on 2 cores: one 64 px ngf-32 iteration takes about 0.31 s (96 px: 0.59 s,
     # 128 px: 0.97 s), so 64 px buys the most iterations, and iterations matter most.
     "cpu": dict(image_size=64, ngf=32, ndf=32, n_epochs=12, n_epochs_decay=12, epoch_size=100,
@@ -207,7 +207,7 @@ PROFILES: dict[str, dict[str, Any]] = {
 
 PROFILE_HELP: dict[str, str] = {
     "smoke": "32 px, ngf 8, 8 steps on 12 images: seconds, for tests and CI",
-    "cpu": "64 px, ngf 32, 2,400 steps: about 12 min per experiment on 2 CPU cores",
+    "cpu": "64 px, ngf 32, 2,400 steps: 7-14 min per experiment on a 2-core CPU",
     "full": "paper: 256 px, ngf 64, 200 epochs of 3,400 steps (GPU)",
     "auto": "full when CUDA is available, else cpu",
 }
