@@ -857,6 +857,14 @@ threshold. Stability is judged by two signs from chapters 2 and 3: whether the
 discriminators' loss ended near chance (0.5 to 1.2 times it) rather than far below it, and
 whether the generator's outputs still differ from input to input (at least 0.2 times the
 inputs' diversity) rather than collapsing to one image.
+
+How large is run-to-run variation? For the published `cpu` runs we measured it once: the
+whole book was rebuilt from a clean clone (2026-11-26, same seed and settings, two torch
+threads per run instead of one, so the rounding differs) and the anime-detector rates of
+the five retrained models moved by up to 0.1: stabilised 0.55 to 0.56, 32x32 patches 0.41
+to 0.34, 3 blocks 0.61 to 0.51, 6 blocks 0.48 to 0.54, naive 0 to 0. Differences within
+the 0.1 threshold say nothing; differences near it deserve a second seed before they are
+believed.
 '''), code('''
 infos = {p: report.run_info(r) for p, r in runs.items()}
 losses = {p: report.loss_summary(r) for p, r in runs.items()}
