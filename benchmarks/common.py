@@ -20,6 +20,8 @@ from pathlib import Path
 
 import torch
 
+from cyclegan_lib.trainer import cpu_has_native_bf16
+
 IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".bmp", ".webp"}
 
 
@@ -101,24 +103,13 @@ def cpu_model() -> str:
     return platform.processor() or "unknown"
 
 
-def cpu_flags() -> set[str]:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("flags"):
-                return set(line.split(":", 1)[1].split())
-    except OSError:
-        pass
-    return set()
-
-
 def machine(device: torch.device | None = None) -> dict:
     """What the numbers were measured on."""
-    flags = cpu_flags()
     info = {
         "date_utc": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
         "cpu": cpu_model(), "cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(),
         "cpu_capability": torch.backends.cpu.get_cpu_capability(),
-        "cpu_bf16": bool(flags & {"avx512_bf16", "amx_bf16"}),
+        "cpu_bf16": cpu_has_native_bf16(),
         "torch": torch.__version__, "python": sys.version.split()[0],
         "loadavg_1min": round(os.getloadavg()[0], 2),
     }

@@ -26,6 +26,8 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import emit  # noqa: E402
 
 
 def _worker(args: argparse.Namespace) -> None:
@@ -79,7 +81,7 @@ def _worker(args: argparse.Namespace) -> None:
             "processes": world, "threads_per_process": torch.get_num_threads(),
             "steps": args.steps, "seconds": round(seconds, 3),
             "seconds_per_step": round(seconds / args.steps, 4),
-            "precision": "bf16" if trainer.use_amp else "fp32",
+            "precision": trainer.precision,
             "images_per_s": round(images / seconds, 3)}))
 
 
@@ -143,10 +145,7 @@ def main() -> None:
         "torch": torch.__version__, "python": platform.python_version(),
         "utc": time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime()),
     }
-    text = json.dumps(report, indent=2)
-    print(text)
-    if args.out:
-        Path(args.out).write_text(text + "\n")
+    emit(report, args.out)
 
 
 if __name__ == "__main__":

@@ -20,6 +20,7 @@ AMX), where it is the largest single gain (see ``benchmarks/``).
 from __future__ import annotations
 
 import contextlib
+import functools
 import csv
 import io
 import json
@@ -76,6 +77,7 @@ def resolve_device(name: str) -> torch.device:
     return device
 
 
+@functools.cache
 def cpu_has_native_bf16() -> bool:
     """True when the CPU has bf16 instructions (AVX512-BF16 or AMX), read from /proc/cpuinfo.
 
@@ -267,6 +269,11 @@ class Trainer:
 
             tqdm.write(message)
 
+    @property
+    def precision(self) -> str:
+        """What the networks compute in: ``bf16`` (autocast) or ``fp32``."""
+        return "bf16" if self.use_amp else "fp32"
+
     # -- one iteration -----------------------------------------------------------------
     def _autocast(self):
         if self.use_amp:
@@ -364,8 +371,7 @@ class Trainer:
             rec_b = self.G_AB(fake_a)
         _set_requires_grad(self.nets.discriminators, False)
         g_terms = self._update_generators(real_a, real_b, fake_a, fake_b, rec_a, rec_b,
-                                          idt_a if lam_idt > 0 else None,
-                                          idt_b if lam_idt > 0 else None)
+                                          idt_a, idt_b)
         _set_requires_grad(self.nets.discriminators, True)
         fake_b_old = self.pool_B.query(fake_b.detach())
         fake_a_old = self.pool_A.query(fake_a.detach())
@@ -439,7 +445,7 @@ class Trainer:
         if self.resume_from is not None:
             self.log(f"resuming from {self.resume_from.name} at step {self.step}")
         self.log(f"training {cfg.preset}/{cfg.profile} on {self.device} "
-                 f"({'bf16 autocast' if self.use_amp else 'fp32'}): {self.end_step} steps "
+                 f"({self.precision}): {self.end_step} steps "
                  f"({self.epoch_size} per epoch), G {count_parameters(self.nets.G_AB):,} params, "
                  f"D {count_parameters(self.nets.D_A):,} params")
         bar = None
@@ -499,7 +505,7 @@ class Trainer:
             "total_steps": self.total_steps, "complete": self.step >= self.total_steps,
             "train_seconds": round(self.train_seconds, 2),
             "seconds_per_step": round(self.train_seconds / max(1, self.step), 4),
-            "device": str(self.device), "precision": "bf16" if self.use_amp else "fp32",
+            "device": str(self.device), "precision": self.precision,
             "world_size": self.world_size, "params_G": count_parameters(self.nets.G_AB), "params_D": count_parameters(self.nets.D_A),
             "torch": torch.__version__,
         }
