@@ -20,6 +20,7 @@ AMX), where it is the largest single gain (see ``benchmarks/``).
 from __future__ import annotations
 
 import contextlib
+import copy
 import functools
 import csv
 import io
@@ -213,6 +214,10 @@ class Trainer:
         self.pool_A = ImageHistoryBuffer(cfg.pool_size, seed=cfg.seed * 2 + 1 + 7919 * rank)
         self.pool_B = ImageHistoryBuffer(cfg.pool_size, seed=cfg.seed * 2 + 2 + 7919 * rank)
         self.G_AB, self.G_BA, self.D_A, self.D_B = self._wrap()
+        # The averaged generators (cfg.ema_decay > 0): what a finished run ships.
+        self.ema = nn.ModuleDict({"G_AB": copy.deepcopy(self.nets.G_AB),
+                                  "G_BA": copy.deepcopy(self.nets.G_BA)}).requires_grad_(False) \
+            if cfg.ema_decay > 0 else None
         self.step = 0
         self.history = torch.zeros(0, len(LOSS_NAMES))
         self.train_seconds = 0.0
@@ -306,7 +311,21 @@ class Trainer:
         self.opt_G.zero_grad(set_to_none=True)
         loss_g.backward()
         self.opt_G.step()
+        self._update_ema()
         return terms
+
+    @torch.no_grad()
+    def _update_ema(self) -> None:
+        """``ema <- decay * ema + (1 - decay) * weights`` for both generators.
+
+        A GAN's generator chases a moving discriminator, so its weights wander from
+        step to step; their running average is a steadier model (Yazici et al., 2019).
+        """
+        if self.ema is None:
+            return
+        ema = [p for k in ("G_AB", "G_BA") for p in self.ema[k].parameters()]
+        live = [p for g in self.nets.generators for p in g.parameters()]
+        torch._foreach_lerp_(ema, live, 1.0 - self.cfg.ema_decay)
 
     def train_step(self, real_a: torch.Tensor, real_b: torch.Tensor) -> torch.Tensor:
         """One official CycleGAN iteration; returns the detached losses (no host sync).
@@ -516,7 +535,9 @@ class Trainer:
         """A grid: rows real A, G_AB(A), G_BA(G_AB(A)), real B, G_BA(B), G_AB(G_BA(B))."""
         if not self.is_main:
             return None
-        g_ab, g_ba = self.nets.G_AB, self.nets.G_BA
+        # The averaged generators when the run keeps them: the model a finished run ships.
+        g_ab, g_ba = (self.ema["G_AB"], self.ema["G_BA"]) if self.ema is not None else (
+            self.nets.G_AB, self.nets.G_BA)
         g_ab.eval(), g_ba.eval()
         a, b = self.sample_a.to(self.device), self.sample_b.to(self.device)
         fake_b = g_ab(a)
@@ -557,6 +578,8 @@ class Trainer:
             "buffers": {"A": self.pool_A.state_dict(), "B": self.pool_B.state_dict()},
             "rng": capture_rng(), "history": self.history.clone(),
             "train_seconds": self.train_seconds,
+            **({"ema": {k: m.state_dict() for k, m in self.ema.items()}} if self.ema is not None
+               else {}),
         }
 
     def save_checkpoint(self) -> Path | None:
@@ -577,6 +600,9 @@ class Trainer:
         self.opt_D.load_state_dict(state["optimizers"]["D"])
         self.pool_A.load_state_dict(state["buffers"]["A"], self.device)
         self.pool_B.load_state_dict(state["buffers"]["B"], self.device)
+        if self.ema is not None:
+            for key, module in self.ema.items():
+                module.load_state_dict(state["ema"][key])
         restore_rng(state["rng"])
         self.step = int(state["step"])
         self.history = state["history"]
@@ -606,11 +632,12 @@ def load_checkpoint_config(run_or_file: str | Path) -> dict:
 
 
 def load_generator(run_or_file: str | Path, direction: str = "AtoB",
-                   device: str | torch.device = "cpu") -> ResnetGenerator:
+                   device: str | torch.device = "cpu", ema: bool = True) -> ResnetGenerator:
     """The trained generator of a run (``AtoB``: human to anime), in eval mode.
 
     Accepts a run directory (its newest checkpoint is used) or a checkpoint
-    file; loading never unpickles code (``weights_only=True``).
+    file; loading never unpickles code (``weights_only=True``).  Where the run
+    kept averaged weights (``ema_decay > 0``) those are returned unless ``ema=False``.
     """
     if direction not in ("AtoB", "BtoA"):
         raise ValueError(f"direction must be AtoB or BtoA, not {direction!r}")
@@ -620,7 +647,8 @@ def load_generator(run_or_file: str | Path, direction: str = "AtoB",
         raise CheckpointError(f"{path}: not a cyclegan_lib checkpoint")
     cfg = TrainConfig.from_dict(state["config"])
     net = ResnetGenerator(ngf=cfg.ngf, n_blocks=cfg.n_blocks, variant=cfg.generator_variant)
-    net.load_state_dict(state["models"]["G_AB" if direction == "AtoB" else "G_BA"])
+    key = "G_AB" if direction == "AtoB" else "G_BA"
+    net.load_state_dict(state["ema"][key] if ema and "ema" in state else state["models"][key])
     return net.to(device).eval()
 
 
