@@ -218,7 +218,8 @@ def ensure_run(ctx: ChapterContext, preset: str) -> Path:
     from .trainer import ensure_run as _ensure_run
 
     return _ensure_run(preset, ctx.profile, ctx.data_dir, ctx.runs_dir, seed=ctx.seed,
-                       device=ctx.device, progress=False)
+                       device=ctx.device, progress=False,
+                       pretrained_dir=ctx.repo_root / "pretrained")
 
 
 def ensure_runs(ctx: ChapterContext, presets: Sequence[str]) -> dict[str, Path]:

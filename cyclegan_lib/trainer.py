@@ -41,6 +41,9 @@ from .config import ConfigError, TrainConfig
 from .data import EpochPlan, UnpairedData, load_domain, load_unpaired, make_batch
 from .losses import adversarial_loss, cycle_loss, identity_loss
 from .models import PatchDiscriminator, ResnetGenerator, count_parameters, init_weights, random_patches
+from .pretrained import weight_files as pretrained_files
+from .pretrained import is_pretrained, load_network
+from .pretrained import read_config as read_pretrained_config
 
 __all__ = [
     "LOSS_NAMES", "CycleGAN", "Trainer", "TrainingError", "lr_factor", "resolve_device",
@@ -612,7 +615,11 @@ class Trainer:
 # -- convenience functions used by the CLI and the chapters ----------------------------
 
 def _checkpoint_path(run_or_file: str | Path) -> Path:
+    """The file that holds a run's weights: its newest checkpoint, or for a published
+    folder (``pretrained/<preset>``) its ``G_AB`` safetensors file."""
     path = Path(run_or_file)
+    if path.is_dir() and is_pretrained(path):
+        return pretrained_files(path, "G_AB")[0]
     if path.is_dir():
         latest = latest_checkpoint(path / "checkpoints") or latest_checkpoint(path)
         if latest is None:
@@ -625,7 +632,10 @@ def _checkpoint_path(run_or_file: str | Path) -> Path:
 
 def load_checkpoint_config(run_or_file: str | Path) -> dict:
     """The config dict stored in a checkpoint (or the newest one of a run directory)."""
-    state = safe_load(_checkpoint_path(run_or_file))
+    path = _checkpoint_path(run_or_file)
+    if path.suffix == ".safetensors":
+        return read_pretrained_config(path.parent).to_dict()
+    state = safe_load(path)
     if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
         raise CheckpointError(f"{run_or_file}: not a cyclegan_lib checkpoint")
     return state["config"]
@@ -642,6 +652,8 @@ def load_generator(run_or_file: str | Path, direction: str = "AtoB",
     if direction not in ("AtoB", "BtoA"):
         raise ValueError(f"direction must be AtoB or BtoA, not {direction!r}")
     path = _checkpoint_path(run_or_file)
+    if path.suffix == ".safetensors":
+        return load_network(path.parent, "G_AB" if direction == "AtoB" else "G_BA", device)
     state = safe_load(path)
     if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
         raise CheckpointError(f"{path}: not a cyclegan_lib checkpoint")
@@ -673,17 +685,26 @@ def train(cfg: TrainConfig, data_dir: str | Path, run_dir: str | Path, resume: b
 
 
 def ensure_run(preset: str, profile: str, data_dir: str | Path, runs_dir: str | Path,
-               seed: int = 0, device: str = "auto", progress: bool = True) -> Path:
-    """The run directory ``runs_dir/profile/preset``, trained (or finished) if needed.
+               seed: int = 0, device: str = "auto", progress: bool = True,
+               pretrained_dir: str | Path | None = None) -> Path:
+    """The run of ``preset`` at ``profile``: a published folder, or one trained if needed.
 
-    Chapters call this, so each notebook runs alone: a model trained by an
-    earlier chapter (or on a GPU and copied in) is reused, a missing one is
-    trained at the current profile, a half-finished one is resumed.
+    ``pretrained_dir/preset`` is used when it holds this preset trained at this
+    profile (the repository ships the book's models there, so the book builds
+    without training).  Otherwise the run lives in ``runs_dir/profile/preset``:
+    reused when complete, resumed when half-finished, trained when missing, so
+    each chapter also runs alone.  At the ``book`` profile the naive model stays
+    at ``cpu`` length (:data:`~cyclegan_lib.config.SHORT_RUNS`).
     """
-    from .config import make_config, resolve_profile
+    from .config import SHORT_RUNS, make_config, resolve_profile
 
     profile = resolve_profile(profile)
     preset = RUN_ALIASES.get(preset, preset)
+    profile = SHORT_RUNS.get(profile, {}).get(preset, profile)
+    if pretrained_dir is not None:
+        folder = Path(pretrained_dir) / preset
+        if is_pretrained(folder) and read_pretrained_config(folder).profile == profile:
+            return folder
     run_dir = Path(runs_dir) / profile / preset
     if not run_is_complete(run_dir):
         cfg = make_config(preset, profile, seed=seed, device=device)

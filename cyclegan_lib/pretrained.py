@@ -1,0 +1,176 @@
+"""Published models: a trained run's generators as fp16 ``.safetensors``, with their records.
+
+A folder ``pretrained/<preset>/`` holds what a reader needs to translate a photo
+and a chapter needs to rebuild without training:
+
+* ``G_AB.safetensors`` and ``G_BA.safetensors`` (fp16; the averaged weights when
+  the run kept them), optionally ``D_A``/``D_B`` for the chapters that look inside
+  a discriminator.  A network larger than ``max_shard_mb`` is split into
+  ``NAME-00001-of-0000K.safetensors`` files so that no file is too big for a
+  plain git repository;
+* ``config.json`` (the run's :class:`~cyclegan_lib.config.TrainConfig`),
+  ``history.csv`` (every loss term at every step), ``samples/`` and
+  ``summary.json`` (steps, minutes, machine, precision, the git commit of the
+  code that trained it).
+
+safetensors holds tensors and nothing else, so loading a folder from anyone
+runs no code (unlike a pickle).
+"""
+from __future__ import annotations
+
+import json
+import os
+import platform
+import shutil
+import subprocess
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file, save_file
+
+from .checkpoint import CheckpointError, safe_load
+from .config import TrainConfig
+from .models import PatchDiscriminator, ResnetGenerator
+
+__all__ = ["NETWORKS", "is_pretrained", "weight_files", "export_run", "load_state", "load_network", "read_config"]
+
+NETWORKS = ("G_AB", "G_BA", "D_A", "D_B")
+
+
+def is_pretrained(folder: str | Path) -> bool:
+    """True for a published folder: ``config.json`` and a ``G_AB`` weights file."""
+    folder = Path(folder)
+    return (folder / "config.json").is_file() and bool(weight_files(folder, "G_AB"))
+
+
+def weight_files(folder: Path, name: str) -> list[Path]:
+    whole = folder / f"{name}.safetensors"
+    return [whole] if whole.is_file() else sorted(folder.glob(f"{name}-*-of-*.safetensors"))
+
+
+def read_config(folder: str | Path) -> TrainConfig:
+    return TrainConfig.from_dict(json.loads((Path(folder) / "config.json").read_text()))
+
+
+def _save_sharded(state: dict[str, torch.Tensor], folder: Path, name: str,
+                  max_bytes: int | None) -> list[Path]:
+    """Write ``state`` as one file, or as shards of at most ``max_bytes`` each."""
+    shards: list[dict[str, torch.Tensor]] = [{}]
+    size = 0
+    for key, tensor in state.items():
+        nbytes = tensor.numel() * tensor.element_size()
+        if max_bytes and shards[-1] and size + nbytes > max_bytes:
+            shards.append({})
+            size = 0
+        shards[-1][key] = tensor.contiguous()
+        size += nbytes
+    for old in weight_files(folder, name):
+        old.unlink()
+    if len(shards) == 1:
+        paths = [folder / f"{name}.safetensors"]
+    else:
+        paths = [folder / f"{name}-{i + 1:05d}-of-{len(shards):05d}.safetensors"
+                 for i in range(len(shards))]
+    for shard, path in zip(shards, paths):
+        save_file(shard, str(path), metadata={"network": name, "format": "cyclegan_lib/1"})
+    return paths
+
+
+def load_state(folder: str | Path, name: str) -> dict[str, torch.Tensor]:
+    """One network's weights (fp32) from a published folder, joined from its shards."""
+    folder = Path(folder)
+    files = weight_files(folder, name)
+    if not files:
+        raise CheckpointError(f"{folder}: no {name}.safetensors")
+    state: dict[str, torch.Tensor] = {}
+    for path in files:
+        state.update(load_file(str(path)))
+    return {k: v.float() for k, v in state.items()}
+
+
+def load_network(folder: str | Path, name: str = "G_AB",
+                 device: str | torch.device = "cpu") -> torch.nn.Module:
+    """A generator (``G_AB``, ``G_BA``) or discriminator (``D_A``, ``D_B``) in eval mode."""
+    if name not in NETWORKS:
+        raise ValueError(f"network must be one of {', '.join(NETWORKS)}, not {name!r}")
+    cfg = read_config(folder)
+    if name.startswith("G"):
+        net: torch.nn.Module = ResnetGenerator(ngf=cfg.ngf, n_blocks=cfg.n_blocks,
+                                               variant=cfg.generator_variant)
+    else:
+        net = PatchDiscriminator(ndf=cfg.ndf, head=cfg.d_head,
+                                 patch_size=cfg.d_patch or cfg.image_size)
+    net.load_state_dict(load_state(folder, name))
+    return net.to(device).eval()
+
+
+def _git_commit(repo: Path) -> str | None:
+    try:
+        out = subprocess.run(["git", "-C", str(repo), "rev-parse", "HEAD"], capture_output=True,
+                             text=True, check=True, timeout=10)
+        return out.stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def _machine() -> str:
+    """CPU model and core count (and the GPU, when one trained the run), for the record."""
+    model = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    text = f"{model}, {os.cpu_count()} cores"
+    if torch.cuda.is_available():
+        text += f", {torch.cuda.get_device_name()}"
+    return text
+
+
+def export_run(run_dir: str | Path, out_dir: str | Path, discriminators: bool = False,
+               max_shard_mb: float | None = None, code_commit: str | None = None) -> Path:
+    """Publish the newest checkpoint of ``run_dir`` into ``out_dir`` (fp16 safetensors + records).
+
+    ``code_commit`` is the git commit of the code that trained the run (read from
+    the repository when not given); it goes into ``summary.json`` with the run's
+    own summary, the machine and the precision.
+    """
+    from .checkpoint import latest_checkpoint
+
+    run_dir, out_dir = Path(run_dir), Path(out_dir)
+    ckpt = latest_checkpoint(run_dir / "checkpoints")
+    if ckpt is None:
+        raise CheckpointError(f"no checkpoint in {run_dir}/checkpoints")
+    state = safe_load(ckpt)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    max_bytes = int(max_shard_mb * 2**20) if max_shard_mb else None
+    averaged = "ema" in state
+    names = NETWORKS if discriminators else NETWORKS[:2]
+    for name in names:
+        weights = state["ema"][name] if averaged and name in state["ema"] else state["models"][name]
+        _save_sharded({k: v.to(torch.float16) for k, v in weights.items()}, out_dir, name,
+                      max_bytes)
+    (out_dir / "config.json").write_text(json.dumps(state["config"], indent=2, sort_keys=True))
+    for name in ("history.csv", "data_report.txt"):
+        if (run_dir / name).is_file():
+            shutil.copyfile(run_dir / name, out_dir / name)
+    if (run_dir / "samples").is_dir():
+        shutil.copytree(run_dir / "samples", out_dir / "samples", dirs_exist_ok=True)
+    run_summary = {}
+    if (run_dir / "summary.json").is_file():
+        run_summary = json.loads((run_dir / "summary.json").read_text())
+    summary = {
+        **run_summary,
+        "steps": int(state["step"]),
+        "minutes": round(float(state["train_seconds"]) / 60, 1),
+        "machine": _machine(),
+        "generators": "ema" if averaged else "last",
+        "ema_decay": state["config"].get("ema_decay", 0.0),
+        "stored_as": "float16 safetensors",
+        "code_commit": code_commit or _git_commit(Path(__file__).resolve().parent.parent),
+        "checkpoint": ckpt.name,
+    }
+    (out_dir / "summary.json").write_text(json.dumps(summary, indent=2))
+    return out_dir

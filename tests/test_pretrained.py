@@ -1,0 +1,87 @@
+"""Published models: fp16 safetensors export, shards, loading, and their use by chapters and CLI."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from cyclegan_lib.config import make_config
+from cyclegan_lib.pretrained import export_run, is_pretrained, load_network, weight_files
+from cyclegan_lib.trainer import Trainer, ensure_run, load_checkpoint_config, load_generator
+
+from _cli import run as run_cli
+from conftest import make_images
+
+
+@pytest.fixture(scope="module")
+def tiny_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("tiny")
+    for split, n in (("train", 8), ("test", 4)):
+        make_images(root / f"{split}A", n, seed=1, tint=-40)
+        make_images(root / f"{split}B", n, seed=2, tint=40)
+    return root
+
+
+@pytest.fixture(scope="module")
+def ema_run(tiny_data: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Trainer]:
+    torch.set_num_threads(1)
+    run = tmp_path_factory.mktemp("ema") / "run"
+    trainer = Trainer(make_config("stabilized", "smoke", ema_decay=0.5), tiny_data, run,
+                      progress=False)
+    trainer.fit()
+    return run, trainer
+
+
+def test_export_writes_fp16_averaged_generators_and_records(ema_run, tmp_path: Path) -> None:
+    run, trainer = ema_run
+    out = export_run(run, tmp_path / "stabilized", discriminators=True, code_commit="abc123")
+    assert is_pretrained(out)
+    for name in ("G_AB", "G_BA", "D_A", "D_B"):
+        state = load_file(str(out / f"{name}.safetensors"))
+        assert all(v.dtype == torch.float16 for v in state.values())
+    g = load_network(out, "G_AB")
+    for k, v in g.state_dict().items():  # the averaged weights, rounded to fp16
+        expected = trainer.ema["G_AB"].state_dict()[k]
+        assert torch.equal(v, expected.half().float()), k
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["steps"] == trainer.step and summary["generators"] == "ema"
+    assert summary["code_commit"] == "abc123" and summary["precision"] in ("fp32", "bf16")
+    assert (out / "history.csv").read_text() == (run / "history.csv").read_text()
+    assert json.loads((out / "config.json").read_text())["ema_decay"] == 0.5
+    # the trainer's loaders accept a published folder like a run directory
+    assert load_checkpoint_config(out)["image_size"] == 32
+    x = torch.rand(1, 3, 32, 32) * 2 - 1
+    assert torch.equal(load_generator(out, "BtoA")(x), load_network(out, "G_BA")(x))
+
+
+def test_large_networks_are_split_into_shards_that_load_as_one(ema_run, tmp_path: Path) -> None:
+    run, _ = ema_run
+    out = export_run(run, tmp_path / "sharded", max_shard_mb=0.05)
+    shards = weight_files(out, "G_AB")
+    assert len(shards) > 1 and all(p.stat().st_size < 0.05 * 2**20 + 4096 for p in shards)
+    assert all("-of-" in p.name for p in shards)
+    whole = export_run(run, tmp_path / "whole")
+    a, b = load_network(out, "G_AB"), load_network(whole, "G_AB")
+    for k, v in a.state_dict().items():
+        assert torch.equal(v, b.state_dict()[k])
+
+
+def test_chapters_use_a_published_folder_of_their_profile(ema_run, tmp_path: Path) -> None:
+    run, _ = ema_run
+    export_run(run, tmp_path / "pretrained" / "stabilized")
+    found = ensure_run("blocks9", "smoke", tmp_path / "no-data", tmp_path / "runs",
+                       pretrained_dir=tmp_path / "pretrained")
+    assert found == tmp_path / "pretrained" / "stabilized"   # no training: there is no data
+
+
+def test_translate_and_evaluate_from_a_published_folder(ema_run, tmp_path: Path,
+                                                         tiny_data: Path) -> None:
+    run, _ = ema_run
+    out = export_run(run, tmp_path / "stabilized")
+    photo = next((tiny_data / "testA").iterdir())
+    result = run_cli("translate", "--checkpoint", out, photo, "--out", tmp_path / "tr")
+    assert result.returncode == 0, result.stderr
+    assert len(list((tmp_path / "tr").glob("*_anime.png"))) == 1
