@@ -71,6 +71,19 @@ def lr_factor(epoch: int, n_epochs: int, n_epochs_decay: int) -> float:
     return 1.0 - max(0, epoch + 1 - n_epochs) / float(n_epochs_decay + 1)
 
 
+def _same_steps_so_far(saved: dict, cfg: TrainConfig, step: int) -> bool:
+    """Whether a run saved at ``step`` under ``saved``'s schedule may go on under ``cfg``'s.
+
+    True while both schedules are still at the constant learning rate: the steps so far
+    are then exactly those a run with ``cfg`` from the start would have taken (the data
+    order depends on seed and epoch only), so the run can be made longer or shorter.
+    """
+    epoch_size = cfg.epoch_size
+    if epoch_size is None or saved.get("epoch_size") != epoch_size:
+        return False
+    return step <= epoch_size * min(int(saved["n_epochs"]), cfg.n_epochs)
+
+
 def resolve_device(name: str) -> torch.device:
     """``auto`` means CUDA when available; asking for CUDA without one is an error."""
     if name == "auto":
@@ -177,6 +190,9 @@ class Trainer:
             mutable = {"max_steps", "device", "log_every", "sample_every", "save_every",
                        "keep_checkpoints", "threads", "compile", "amp"}
             diff = [k for k, v in cfg.to_dict().items() if k not in mutable and saved.get(k) != v]
+            if diff and set(diff) <= {"n_epochs", "n_epochs_decay"} and _same_steps_so_far(
+                    saved, cfg, int(latest.name[5:13])):
+                diff = []  # a new length, and every step so far is the same under both schedules
             if diff:
                 raise TrainingError(f"cannot resume {self.run_dir}: settings differ from the "
                                     f"checkpoint ({', '.join(diff)})")

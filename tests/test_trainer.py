@@ -229,3 +229,27 @@ def test_ema_generators_average_the_weights_and_resume_exactly(tiny_dataset: Pat
     for k, v in shipped.state_dict().items():
         assert torch.equal(v, full.ema["G_AB"].state_dict()[k])
         assert torch.equal(raw.state_dict()[k], full.nets.G_AB.state_dict()[k])
+
+
+def test_schedule_length_may_change_while_the_rate_is_still_constant(tiny_dataset: Path,
+                                                                      tmp_path: Path,
+                                                                      one_thread) -> None:
+    """Saved at step 4 of 3+3 epochs (2 steps each), finished as 2+2: same as 2+2 from the start."""
+    short = dict(epoch_size=2, save_every=2, sample_every=100)
+    full = Trainer(make_config("stabilized", "smoke", n_epochs=2, n_epochs_decay=2, **short),
+                   tiny_dataset, tmp_path / "full", progress=False)
+    full.fit()
+    train(make_config("stabilized", "smoke", n_epochs=3, n_epochs_decay=3, max_steps=4, **short),
+          tiny_dataset, tmp_path / "part", progress=False)
+    part = Trainer(make_config("stabilized", "smoke", n_epochs=2, n_epochs_decay=2, **short),
+                   tiny_dataset, tmp_path / "part", resume=True, progress=False)
+    assert part.step == 4
+    part.fit()
+    for k, v in full.nets.state_dict().items():
+        assert torch.equal(part.nets.state_dict()[k], v), k
+    # past the constant phase of either schedule the steps differ: refused
+    train(make_config("stabilized", "smoke", n_epochs=3, n_epochs_decay=3, max_steps=6, **short),
+          tiny_dataset, tmp_path / "late", progress=False)
+    with pytest.raises(TrainingError, match="n_epochs"):
+        Trainer(make_config("stabilized", "smoke", n_epochs=2, n_epochs_decay=2, **short),
+                tiny_dataset, tmp_path / "late", resume=True, progress=False)
