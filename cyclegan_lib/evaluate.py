@@ -36,7 +36,7 @@ __all__ = [
     "PUBLISHED_KID_X100", "INCEPTION", "EVAL_VERSION",
 ]
 
-EVAL_VERSION = 1
+EVAL_VERSION = 2
 INCEPTION = "inception-v3-compat"   # torch-fidelity's TF-compatible InceptionV3 (FID/KID standard)
 KID_SUBSETS = 100                    # torch-fidelity's default
 KID_SUBSET_SIZE = 1000               # default; capped at the number of images (100 test images)
@@ -288,21 +288,25 @@ def evaluate_run(run_or_checkpoint: str | Path, data_dir: str | Path, device: st
     from .faces import human_cascade_path
     from .checkpoint import safe_load
     from .models import count_parameters
-    from .trainer import load_generator, resolve_device
+    from .report import diversity
+    from .trainer import load_checkpoint_config, load_generator, resolve_device
 
     started = time.perf_counter()
     ckpt, data_dir, weights, kid_reason, cascade, cascade_reason, key = _resolve(
         run_or_checkpoint, data_dir, max_images, kid, anime_cascade, inception_weights,
         feature_extractor, download)
     dev = resolve_device(device)
-    state = safe_load(ckpt)
+    run_dir = _run_dir_of(ckpt)
+    summary_file = run_dir / "summary.json"
+    summary = json.loads(summary_file.read_text()) if summary_file.is_file() else {}
+    if ckpt.suffix == ".safetensors":  # a published folder: config.json beside the weights
+        state = {"config": load_checkpoint_config(ckpt), "step": summary.get("step", 0)}
+    else:
+        state = safe_load(ckpt)
     cfg = state["config"]
     size = int(cfg["image_size"])
     g_ab = load_generator(ckpt, "AtoB", dev)
     g_ba = load_generator(ckpt, "BtoA", dev)
-    run_dir = _run_dir_of(ckpt)
-    summary_file = run_dir / "summary.json"
-    summary = json.loads(summary_file.read_text()) if summary_file.is_file() else {}
 
     real_a = load_domain(data_dir / "testA", size, max_images=max_images).images
     real_b = load_domain(data_dir / "testB", size, max_images=max_images).images
@@ -340,6 +344,10 @@ def evaluate_run(run_or_checkpoint: str | Path, data_dir: str | Path, device: st
             "anime_cascade": Path(cascade).name if cascade else None,
             "human_cascade": human_cascade_path().name, "preprocess": "grey + equalizeHist",
             "upsample_to": 256, "scale_factor": 1.1, "min_neighbors": 5, "min_size": 48},
+        # Mean pairwise L1 of a set: outputs far less diverse than their inputs = collapse.
+        "diversity": {"testA": diversity(fa), "testB": diversity(fb),
+                      "G_AB(testA)": diversity(_to_float(sets["G_AB(testA)"])),
+                      "G_BA(testB)": diversity(_to_float(sets["G_BA(testB)"]))},
         "cycle_l1": {"A->B->A": l1(rec_a, fa), "B->A->B": l1(rec_b, fb)},
         "identity_l1": {"G_BA(testA)": l1(idt_a, fa), "G_AB(testB)": l1(idt_b, fb)},
         "kid_x100": None, "fid": None,

@@ -153,7 +153,7 @@ def export_run(run_dir: str | Path, out_dir: str | Path, discriminators: bool = 
         _save_sharded({k: v.to(torch.float16) for k, v in weights.items()}, out_dir, name,
                       max_bytes)
     (out_dir / "config.json").write_text(json.dumps(state["config"], indent=2, sort_keys=True))
-    for name in ("history.csv", "data_report.txt"):
+    for name in ("history.csv",):
         if (run_dir / name).is_file():
             shutil.copyfile(run_dir / name, out_dir / name)
     if (run_dir / "samples").is_dir():
