@@ -17,7 +17,7 @@ from cyclegan_lib import evaluate as ev
 from cyclegan_lib.checkpoint import CheckpointError
 from cyclegan_lib.cli import main
 from cyclegan_lib.data import load_domain
-from cyclegan_lib.trainer import load_generator
+from cyclegan_lib.runs import load_generator
 
 STAND_IN = "cyclegan-test-pixels"
 
