@@ -13,14 +13,12 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
+from .errors import ConfigError
+
 __all__ = [
     "ConfigError", "TrainConfig", "PRESETS", "PROFILES", "SHORT_RUNS", "make_config",
     "resolve_profile", "describe_presets", "parse_override",
 ]
-
-
-class ConfigError(ValueError):
-    """A configuration mistake, reported to the user as one line."""
 
 
 @dataclass

@@ -19,7 +19,6 @@ exactly the batches an uninterrupted run would have seen.
 from __future__ import annotations
 
 import hashlib
-import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,35 +27,18 @@ import numpy as np
 import torch
 from PIL import Image, ImageFile, UnidentifiedImageError
 
+from . import paths
+from .checkpoint import atomic_save
+from .errors import DataError
+
 __all__ = [
     "DataError", "IMAGE_EXTENSIONS", "ScanReport", "DomainImages", "UnpairedData",
     "open_rgb", "scan_folder", "load_domain", "load_unpaired", "EpochPlan", "make_batch",
-    "to_tensor", "to_image", "default_data_dir", "default_cache_dir",
+    "to_tensor", "to_image", "to_uint8",
 ]
 
 IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}
 ImageFile.LOAD_TRUNCATED_IMAGES = False  # a truncated JPEG is an error, not grey pixels
-
-
-class DataError(ValueError):
-    """A data folder is missing or holds no usable image (one-line message)."""
-
-
-def default_data_dir() -> Path:
-    """``$CYCLEGAN_DATA``: the folder with trainA/trainB/testA/testB."""
-    value = os.environ.get("CYCLEGAN_DATA")
-    if not value:
-        raise DataError("no data folder given: pass --data DIR or set CYCLEGAN_DATA "
-                        "(e.g. ../shared/data/selfie2anime)")
-    return Path(value)
-
-
-def default_cache_dir() -> Path | None:
-    """``$CYCLEGAN_CACHE`` or ``~/.cache/cyclegan_lib``; ``CYCLEGAN_CACHE=off`` disables it."""
-    value = os.environ.get("CYCLEGAN_CACHE")
-    if value == "off":
-        return None
-    return Path(value) if value else Path.home() / ".cache" / "cyclegan_lib"
 
 
 def open_rgb(path: str | Path) -> tuple[Image.Image, str | None]:
@@ -212,7 +194,7 @@ def load_domain(folder: str | Path, size: int, min_size: int | None = None,
     folder = Path(folder)
     files = _list_files(folder)
     if cache_dir == "default":
-        cache_dir = default_cache_dir()
+        cache_dir = paths.cache_dir()
     key = hashlib.sha1(repr((str(folder.resolve()), size, min_size, max_images,
                              [(p.name, p.stat().st_size, p.stat().st_mtime_ns) for p in files])
                             ).encode()).hexdigest()[:20]
@@ -226,8 +208,6 @@ def load_domain(folder: str | Path, size: int, min_size: int | None = None,
     images, report = scan_folder(folder, size, min_size, max_images)
     if cache_file is not None:
         try:
-            from .checkpoint import atomic_save
-
             atomic_save({"images": images, "report": report.to_dict()}, cache_file)
         except OSError:
             pass  # a read-only cache location only costs speed

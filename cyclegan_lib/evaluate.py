@@ -1,17 +1,9 @@
-"""Evaluation: put numbers next to the pictures the paper only judged by eye.
+"""Evaluation: numbers next to the pictures the paper only judged by eye.
 
-For one run, :func:`evaluate_run` translates the test split both ways and
-measures
-
-* **KID and FID** between translated and real target images (torch-fidelity,
-  standard TF-Inception features, KID reported x100 like the U-GAT-IT table);
-* **detector rates**: how often an anime-face and a human-face cascade fire on
-  real and translated images (a download-free "which domain does it look like");
-* **cycle reconstruction** and **identity-mapping** L1 errors on [-1, 1].
-
-:func:`load_or_evaluate` caches the result in ``RUN/metrics.json`` (recomputed
-only when the checkpoint, data or settings change) and :func:`metrics_table`
-turns several runs into the markdown table the chapters show.
+:func:`evaluate_run` translates the test split both ways and measures KID and FID
+(torch-fidelity, KID x100 as in the U-GAT-IT table), how often an anime-face and a
+human-face detector fire on real and translated images, and cycle and identity L1
+errors; :func:`load_or_evaluate` caches that in ``RUN/metrics.json``.
 """
 from __future__ import annotations
 
@@ -20,7 +12,6 @@ import functools
 import hashlib
 import io
 import json
-import math
 import os
 import sys
 import time
@@ -28,6 +19,22 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 import torch
+import torch_fidelity
+from torch_fidelity.feature_extractor_inceptionv3 import URL_INCEPTION_V3
+from torch_fidelity.metric_fid import fid_features_to_statistics, fid_statistics_to_metric
+from torch_fidelity.metric_kid import kid_features_to_metric
+from torch_fidelity.registry import FEATURE_EXTRACTORS_REGISTRY
+from torch_fidelity.utils import create_feature_extractor
+
+from . import paths
+from .checkpoint import safe_load
+from .cyclegan import resolve_device
+from .data import load_domain
+from .errors import CheckpointError, DataError
+from .faces import detection_rate, human_cascade_path
+from .models import count_parameters
+from .runs import checkpoint_path, generator_for, load_checkpoint_config, run_info
+from .tables import MISSING, fixed, lookup, markdown_table
 
 __all__ = [
     "evaluate_run", "load_or_evaluate", "metrics_table", "metrics_rows", "detector_table",
@@ -73,8 +80,6 @@ def l1(a: torch.Tensor, b: torch.Tensor) -> float:
 # -- KID / FID ----------------------------------------------------------------------------
 
 def _inception_file() -> Path:
-    from torch_fidelity.feature_extractor_inceptionv3 import URL_INCEPTION_V3
-
     return Path(torch.hub.get_dir()) / "checkpoints" / os.path.basename(URL_INCEPTION_V3)
 
 
@@ -87,7 +92,7 @@ def resolve_inception_weights(path: str | Path | None = None, download: bool = T
     torch-fidelity's release URL, hash-checked.  A given path that does not exist
     is an answer, not a reason to download.
     """
-    value = str(path) if path else os.environ.get("CYCLEGAN_INCEPTION_WEIGHTS", "")
+    value = paths.inception_weights_setting(path)
     if value.lower() == "off":
         return None, "disabled (CYCLEGAN_INCEPTION_WEIGHTS=off)"
     if value:
@@ -99,8 +104,6 @@ def resolve_inception_weights(path: str | Path | None = None, download: bool = T
         return str(cached), None
     if not download:
         return None, f"no Inception weights (set CYCLEGAN_INCEPTION_WEIGHTS to {cached.name})"
-    from torch_fidelity.feature_extractor_inceptionv3 import URL_INCEPTION_V3
-
     try:  # torch.hub announces the attempt on stdout; we report the outcome in one line
         with contextlib.redirect_stdout(io.StringIO()):
             torch.hub.load_state_dict_from_url(URL_INCEPTION_V3, progress=False,
@@ -115,21 +118,14 @@ def resolve_inception_weights(path: str | Path | None = None, download: bool = T
 
 def _check_weights(path: str) -> None:
     """torch-fidelity loads the file with full unpickling; check it holds only tensors first."""
-    from .checkpoint import safe_load
-
     state = safe_load(path)
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
-        from .checkpoint import CheckpointError
-
         raise CheckpointError(f"{path}: not a state dict of tensors (Inception weights expected)")
 
 
 @functools.lru_cache(maxsize=2)
 def _extractor(name: str, weights: str | None, device: str) -> torch.nn.Module:
     """torch-fidelity's feature extractor ``name``, built once per process."""
-    from torch_fidelity.registry import FEATURE_EXTRACTORS_REGISTRY
-    from torch_fidelity.utils import create_feature_extractor
-
     if name not in FEATURE_EXTRACTORS_REGISTRY:
         raise ValueError(f"unknown feature extractor {name!r} (register it with "
                          f"torch_fidelity.register_feature_extractor)")
@@ -179,10 +175,6 @@ def kid_fid(fake: torch.Tensor, real: torch.Tensor, kid_subsets: int = KID_SUBSE
     the smaller set, so 100 test images work.  FID from 100 images is biased
     upwards: compare it between runs here, not with published FIDs.
     """
-    from torch_fidelity.metric_fid import fid_features_to_statistics, fid_statistics_to_metric
-    from torch_fidelity.metric_kid import kid_features_to_metric
-    import torch_fidelity
-
     subset = min(KID_SUBSET_SIZE, len(fake), len(real))
     if subset < 2:
         raise ValueError("KID needs at least 2 images per set")
@@ -215,8 +207,6 @@ _RATE_MEMO: dict[tuple, float] = {}
 
 def _rate(images: torch.Tensor, cascade: str) -> float:
     """:func:`faces.detection_rate`, memoised per process (real test sets recur across runs)."""
-    from .faces import detection_rate
-
     key = (cascade, tuple(images.shape), hashlib.sha1(images.contiguous().numpy().tobytes()
                                                       ).hexdigest())
     if key not in _RATE_MEMO:
@@ -244,11 +234,7 @@ def _resolve(run_or_checkpoint: str | Path, data_dir: str | Path, max_images: in
              feature_extractor: str, download: bool
              ) -> tuple[Path, Path, str | None, str | None, str | None, str | None, dict]:
     """Everything evaluate_run decides before computing: paths, weights, reasons, cache key."""
-    from .data import DataError
-    from .faces import anime_cascade_path
-    from .trainer import _checkpoint_path
-
-    ckpt = _checkpoint_path(run_or_checkpoint)
+    ckpt = checkpoint_path(run_or_checkpoint)
     data_dir = Path(data_dir)
     for split in ("testA", "testB"):
         if not (data_dir / split).is_dir():
@@ -262,7 +248,7 @@ def _resolve(run_or_checkpoint: str | Path, data_dir: str | Path, max_images: in
     else:
         weights = str(inception_weights) if inception_weights else None
     try:
-        cascade, cascade_reason = str(anime_cascade_path(anime_cascade).resolve()), None
+        cascade, cascade_reason = str(paths.anime_cascade(anime_cascade).resolve()), None
     except FileNotFoundError as exc:
         cascade, cascade_reason = None, str(exc)
     key = _cache_key(ckpt, data_dir, max_images, kid, weights, feature_extractor, cascade)
@@ -284,25 +270,17 @@ def evaluate_run(run_or_checkpoint: str | Path, data_dir: str | Path, device: st
     :func:`resolve_inception_weights`) it prints one line, sets ``kid_x100`` and
     ``fid`` to None with the reason in ``kid_skipped``, and goes on.
     """
-    from .data import load_domain
-    from .faces import human_cascade_path
-    from .checkpoint import safe_load
-    from .models import count_parameters
-    from .trainer import load_generator, resolve_device
-
     started = time.perf_counter()
     ckpt, data_dir, weights, kid_reason, cascade, cascade_reason, key = _resolve(
         run_or_checkpoint, data_dir, max_images, kid, anime_cascade, inception_weights,
         feature_extractor, download)
     dev = resolve_device(device)
-    state = safe_load(ckpt)
-    cfg = state["config"]
+    cfg = load_checkpoint_config(ckpt)
     size = int(cfg["image_size"])
-    g_ab = load_generator(ckpt, "AtoB", dev)
-    g_ba = load_generator(ckpt, "BtoA", dev)
+    g_ab = generator_for(ckpt, "AtoB", str(dev))
+    g_ba = generator_for(ckpt, "BtoA", str(dev))
     run_dir = _run_dir_of(ckpt)
-    summary_file = run_dir / "summary.json"
-    summary = json.loads(summary_file.read_text()) if summary_file.is_file() else {}
+    summary = run_info(run_dir)
 
     real_a = load_domain(data_dir / "testA", size, max_images=max_images).images
     real_b = load_domain(data_dir / "testB", size, max_images=max_images).images
@@ -325,12 +303,14 @@ def evaluate_run(run_or_checkpoint: str | Path, data_dir: str | Path, device: st
 
     metrics: dict[str, Any] = {
         "run": {
-            "path": str(run_dir), "checkpoint": ckpt.name, "step": int(state.get("step", 0)),
+            "path": str(run_dir), "checkpoint": ckpt.name,
+            "step": int(ckpt.stem[5:]) if ckpt.stem.startswith("step_")
+            else int(summary.get("steps", summary.get("step", 0))),
             "preset": cfg.get("preset"), "profile": cfg.get("profile"), "image_size": size,
             "n_blocks": cfg.get("n_blocks"), "ngf": cfg.get("ngf"),
             "params_G": count_parameters(g_ab),
             "total_steps": summary.get("total_steps"), "complete": summary.get("complete"),
-            "train_seconds": summary.get("train_seconds", state.get("train_seconds")),
+            "train_seconds": summary.get("train_seconds"),
             "seconds_per_step": summary.get("seconds_per_step"),
             "device": summary.get("device"),
         },
@@ -421,80 +401,59 @@ def load_or_evaluate(run_dir: str | Path, data_dir: str | Path,
 
 # -- tables ---------------------------------------------------------------------------------
 
-def _get(d: Any, *path: str) -> Any:
-    for p in path:
-        if not isinstance(d, dict) or d.get(p) is None:
-            return None
-        d = d[p]
-    return d
-
-
-def _fmt(value: Any, digits: int = 3) -> str:
-    if value is None:
-        return "-"
-    if isinstance(value, float):
-        return "-" if math.isnan(value) else f"{value:.{digits}f}"
-    return str(value)
-
-
 def _kid(m: dict, direction: str) -> str:
-    kid = _get(m, "kid_x100", direction)
-    return "-" if kid is None else f"{kid['mean']:.2f} ± {kid['std']:.2f}"
+    kid = lookup(m, ("kid_x100", direction))
+    return MISSING if kid is None else f"{kid['mean']:.2f} ± {kid['std']:.2f}"
+
+
+def _cell(*path: str, digits: int = 3) -> Callable[[dict], str]:
+    return lambda m: fixed(lookup(m, path), digits)
+
+
+def _scaled(key: str, scale: float, digits: int, suffix: str = "") -> Callable[[dict], str]:
+    return lambda m: fixed(None if lookup(m, ("run", key)) is None else m["run"][key] / scale,
+                           digits, suffix)
 
 
 # (header, function of one metrics dict -> cell text)
 COLUMNS: list[tuple[str, Callable[[dict], str]]] = [
-    ("blocks", lambda m: _fmt(_get(m, "run", "n_blocks"))),
-    ("G params", lambda m: _fmt(None if _get(m, "run", "params_G") is None
-                                else f"{m['run']['params_G'] / 1e6:.2f} M")),
-    ("train min", lambda m: _fmt(None if _get(m, "run", "train_seconds") is None
-                                 else m["run"]["train_seconds"] / 60, 1)),
-    ("anime det. G_AB(A)", lambda m: _fmt(_get(m, "detector", "G_AB(testA)", "anime"), 2)),
-    ("human det. G_AB(A)", lambda m: _fmt(_get(m, "detector", "G_AB(testA)", "human"), 2)),
-    ("human det. G_BA(B)", lambda m: _fmt(_get(m, "detector", "G_BA(testB)", "human"), 2)),
-    ("cycle L1 A→B→A", lambda m: _fmt(_get(m, "cycle_l1", "A->B->A"))),
-    ("cycle L1 B→A→B", lambda m: _fmt(_get(m, "cycle_l1", "B->A->B"))),
-    ("identity L1 A", lambda m: _fmt(_get(m, "identity_l1", "G_BA(testA)"))),
-    ("identity L1 B", lambda m: _fmt(_get(m, "identity_l1", "G_AB(testB)"))),
+    ("blocks", lambda m: str(lookup(m, ("run", "n_blocks")) or MISSING)),
+    ("G params", _scaled("params_G", 1e6, 2, " M")),
+    ("train min", _scaled("train_seconds", 60, 1)),
+    ("anime det. G_AB(A)", _cell("detector", "G_AB(testA)", "anime", digits=2)),
+    ("human det. G_AB(A)", _cell("detector", "G_AB(testA)", "human", digits=2)),
+    ("human det. G_BA(B)", _cell("detector", "G_BA(testB)", "human", digits=2)),
+    ("cycle L1 A→B→A", _cell("cycle_l1", "A->B->A")),
+    ("cycle L1 B→A→B", _cell("cycle_l1", "B->A->B")),
+    ("identity L1 A", _cell("identity_l1", "G_BA(testA)")),
+    ("identity L1 B", _cell("identity_l1", "G_AB(testB)")),
     ("KID×100 A→B", lambda m: _kid(m, "A->B")),
-    ("FID A→B", lambda m: _fmt(_get(m, "fid", "A->B"), 1)),
+    ("FID A→B", _cell("fid", "A->B", digits=1)),
     ("KID×100 B→A", lambda m: _kid(m, "B->A")),
-    ("FID B→A", lambda m: _fmt(_get(m, "fid", "B->A"), 1)),
+    ("FID B→A", _cell("fid", "B->A", digits=1)),
 ]
 
 
 def metrics_rows(metrics: Sequence[dict], names: Sequence[str] | None = None
                  ) -> list[dict[str, str]]:
     """One dict of formatted cells per run (``run`` first, then :data:`COLUMNS`)."""
-    rows = []
-    for i, m in enumerate(metrics):
-        name = names[i] if names else (
-            f"{_get(m, 'run', 'preset') or '?'} ({_get(m, 'run', 'profile') or '?'})")
-        rows.append({"run": name, **{h: f(m) for h, f in COLUMNS}})
-    return rows
-
-
-def _markdown(rows: list[dict[str, str]]) -> str:
-    headers = list(rows[0])
-    lines = ["| " + " | ".join(headers) + " |", "|" + "|".join("---" for _ in headers) + "|"]
-    lines += ["| " + " | ".join(r[h] for h in headers) + " |" for r in rows]
-    return "\n".join(lines)
+    return [{"run": names[i] if names else f"{lookup(m, ('run', 'preset')) or '?'} "
+                                           f"({lookup(m, ('run', 'profile')) or '?'})",
+             **{h: f(m) for h, f in COLUMNS}} for i, m in enumerate(metrics)]
 
 
 def metrics_table(metrics: Sequence[dict], names: Sequence[str] | None = None,
                   columns: Sequence[str] | None = None) -> str:
-    """A markdown table of several runs' metrics (``IPython.display.Markdown`` shows it).
+    """A markdown table of several runs' metrics; ``columns`` picks headers of :data:`COLUMNS`.
 
-    ``columns`` picks headers of :data:`COLUMNS` (default all); columns that are
-    empty for every run (e.g. KID when the weights were unavailable) are dropped,
-    and a note under the table says why.
+    Columns empty for every run (KID without Inception weights) are dropped, with a note why.
     """
     if not metrics:
         raise ValueError("metrics_table: no metrics given")
     rows = metrics_rows(metrics, names)
     keep = ["run"] + [h for h, _ in COLUMNS if (columns is None or h in columns)
-                      and any(r[h] != "-" for r in rows)]
-    table = _markdown([{h: r[h] for h in keep} for r in rows])
+                      and any(r[h] != MISSING for r in rows)]
+    table = markdown_table(rows, keep)
     skipped = {m.get("kid_skipped") for m in metrics if m.get("kid_skipped")}
     if skipped:
         table += "\n\nKID/FID not computed: " + "; ".join(sorted(skipped))
@@ -503,9 +462,7 @@ def metrics_table(metrics: Sequence[dict], names: Sequence[str] | None = None,
 
 def detector_table(metrics: dict) -> str:
     """Markdown: detector firing rates on real and translated test images of one run."""
-    rows = []
-    for name in SET_NAMES:
-        rates = _get(metrics, "detector", name) or {}
-        rows.append({"images": name, "anime-face detector": _fmt(rates.get("anime"), 2),
-                     "human-face detector": _fmt(rates.get("human"), 2)})
-    return _markdown(rows)
+    rates = {name: lookup(metrics, ("detector", name)) or {} for name in SET_NAMES}
+    return markdown_table([{"images": name, "anime-face detector": fixed(r.get("anime"), 2),
+                            "human-face detector": fixed(r.get("human"), 2)}
+                           for name, r in rates.items()])

@@ -9,17 +9,17 @@ which domain an image looks like (:func:`detection_rate`).
 """
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 from typing import Iterable, Sequence
 
+import cv2
 import numpy as np
 import torch
 from PIL import Image
 
-__all__ = ["Box", "human_cascade_path", "profile_cascade_path", "anime_cascade_path",
+__all__ = ["Box", "human_cascade_path", "profile_cascade_path",
            "detect_faces", "find_face", "largest_face", "square_crop_box", "crop_face",
            "center_square", "detection_rate", "DETECT_SIZE", "DETECT_MIN_SIZE",
            "FACE_MARGIN", "FACE_CENTER_Y"]
@@ -62,34 +62,16 @@ class Box:
 
 def human_cascade_path() -> Path:
     """OpenCV's bundled ``haarcascade_frontalface_default.xml``."""
-    import cv2
-
     return Path(cv2.data.haarcascades) / "haarcascade_frontalface_default.xml"
 
 
 def profile_cascade_path() -> Path:
     """OpenCV's bundled ``haarcascade_profileface.xml`` (faces turned to one side)."""
-    import cv2
-
     return Path(cv2.data.haarcascades) / "haarcascade_profileface.xml"
-
-
-def anime_cascade_path(path: str | Path | None = None) -> Path:
-    """The anime-face cascade: argument, ``$CYCLEGAN_ANIME_CASCADE``, or an error naming both."""
-    value = path or os.environ.get("CYCLEGAN_ANIME_CASCADE")
-    if not value:
-        raise FileNotFoundError("anime-face cascade not configured: set CYCLEGAN_ANIME_CASCADE to "
-                                "lbpcascade_animeface.xml (e.g. ../shared/models/) or pass its path")
-    p = Path(value)
-    if not p.is_file():
-        raise FileNotFoundError(f"anime-face cascade not found: {p}")
-    return p
 
 
 @lru_cache(maxsize=8)
 def _cascade(path: str):
-    import cv2
-
     if not Path(path).is_file():
         raise FileNotFoundError(f"cascade file not found: {path}")
     try:
@@ -103,8 +85,6 @@ def _cascade(path: str):
 
 def _grey(image: Image.Image | np.ndarray) -> np.ndarray:
     """Grey + histogram equalisation, the preprocessing of every measurement here."""
-    import cv2
-
     if isinstance(image, Image.Image):
         arr = np.asarray(image.convert("L"), dtype=np.uint8)
     else:
@@ -150,8 +130,6 @@ def find_face(image: Image.Image) -> Box | None:
     rotated by -20 and +20 degrees (tilted heads).  The box found is mapped
     back to the photo's coordinates; ``Box.how`` names the pass.
     """
-    import cv2
-
     grey = _grey(image)
     h, w = grey.shape
     min_size = max(24, min(w, h) // 5)

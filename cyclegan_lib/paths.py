@@ -11,7 +11,7 @@ from .errors import DataError
 
 __all__ = ["env_path", "find_repo_root", "data_dir", "runs_dir", "faces_dir", "anime_cascade",
            "anime_cascade_candidates", "inception_weights_setting", "cache_dir", "forced_profile",
-           "pretrained_dir", "DATA_URL_VARIABLE"]
+           "pretrained_dir", "data_url", "set_default", "DATA_URL_VARIABLE"]
 
 DATA_URL_VARIABLE = "CYCLEGAN_DATA_URL"  # Colab: an archive of selfie2anime to fetch
 
@@ -91,3 +91,13 @@ def cache_dir() -> Path | None:
 def forced_profile() -> str | None:
     """``$CYCLEGAN_PROFILE``: a profile forced on every chapter (CI sets ``smoke``)."""
     return os.environ.get("CYCLEGAN_PROFILE") or None
+
+
+def data_url() -> str | None:
+    """``$CYCLEGAN_DATA_URL``: an archive of selfie2anime for :func:`~.book.colab_setup`."""
+    return os.environ.get(DATA_URL_VARIABLE) or None
+
+
+def set_default(name: str, value: str | Path) -> None:
+    """Export a path found at set-up (Colab) for the rest of the session, unless set."""
+    os.environ.setdefault(name, str(value))

@@ -28,7 +28,8 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file, save_file
 
-from .checkpoint import CheckpointError, safe_load
+from .checkpoint import latest_checkpoint, safe_load
+from .errors import CheckpointError
 from .config import TrainConfig
 from .models import PatchDiscriminator, ResnetGenerator
 
@@ -137,8 +138,6 @@ def export_run(run_dir: str | Path, out_dir: str | Path, discriminators: bool = 
     the repository when not given); it goes into ``summary.json`` with the run's
     own summary, the machine and the precision.
     """
-    from .checkpoint import latest_checkpoint
-
     run_dir, out_dir = Path(run_dir), Path(out_dir)
     ckpt = latest_checkpoint(run_dir / "checkpoints")
     if ckpt is None:

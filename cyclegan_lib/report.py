@@ -1,22 +1,26 @@
-"""What the numbers say: tables, sentences and verdicts computed from a run's numbers.
+"""What the numbers say: tables, sentences and verdicts computed from the runs' numbers.
 
-The chapters never write a result in advance.  Every table, every comment on a
-result and every verdict on one of the paper's claims is computed here from
-the numbers of the runs (losses, timings, parameter counts, metrics), so the
-prose stays true when the runs change: another profile, seed or machine
-(a GPU run at the ``full`` profile in place of the ``cpu`` runs).
-
-Everything here is a plain function of numbers, run folders or metrics dicts:
-no chapter context, no display.  Chapter set-up, loading runs and photos, and
-showing Markdown are in :mod:`cyclegan_lib.book`, which imports from this
-module and never the other way round.
+The chapters never write a result in advance: every comment on a result and every
+verdict on a claim of the paper is computed here, so the prose stays true when the
+runs change (another profile, seed or machine).  Plain functions of numbers, run
+folders or metrics dicts; no chapter context and no display (that is :mod:`.book`).
 """
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 from typing import Any, Mapping, Sequence
+
+import torch
+from torch import nn
+
+from . import paths
+from .config import make_config
+from .evaluate import PUBLISHED_KID_X100
+from .faces import detection_rate
+from .models import ResnetGenerator, count_parameters
+from .runs import read_history, run_info
+from .tables import fmt, lookup, markdown_table
 
 __all__ = [
     "run_info", "markdown_table", "parameter_table", "generator_macs", "preset_table",
@@ -29,55 +33,7 @@ __all__ = [
 ]
 
 
-# -- runs ----------------------------------------------------------------------------------
-
-def run_info(run_dir: str | Path) -> dict[str, Any]:
-    """A run's ``config.json`` and ``summary.json`` merged (summary keys win)."""
-    run_dir = Path(run_dir)
-    info: dict[str, Any] = {}
-    for name in ("config.json", "summary.json"):
-        path = run_dir / name
-        if path.is_file():
-            info.update(json.loads(path.read_text()))
-    info["run_dir"] = str(run_dir)
-    return info
-
-
 # -- tables --------------------------------------------------------------------------------
-
-def _fmt(value: Any) -> str:
-    if value is None:
-        return "n/a"
-    if isinstance(value, bool):
-        return "yes" if value else "no"
-    if isinstance(value, int):
-        return f"{value:,}"
-    if isinstance(value, float):
-        if math.isnan(value):
-            return "n/a"
-        if value != 0 and (abs(value) >= 1e5 or abs(value) < 1e-3):
-            return f"{value:.3g}"
-        return f"{value:,.3f}".rstrip("0").rstrip(".") if abs(value) < 100 else f"{value:,.1f}"
-    return str(value).replace("|", "\\|")
-
-
-def markdown_table(rows: Sequence[Mapping[str, Any]], columns: Sequence[str] | None = None,
-                   headers: Mapping[str, str] | None = None) -> str:
-    """Rows of dicts as a Markdown table (numbers formatted, ``None`` shown as n/a).
-
-    Markdown rather than a DataFrame: it renders the same in Jupyter, in the
-    HTML book and on GitHub, and needs no pandas.
-    """
-    if not rows:
-        return "*(no rows)*"
-    columns = list(columns or rows[0].keys())
-    headers = dict(headers or {})
-    lines = ["| " + " | ".join(headers.get(c, c) for c in columns) + " |",
-             "|" + "|".join("---" for _ in columns) + "|"]
-    for row in rows:
-        lines.append("| " + " | ".join(_fmt(row.get(c)) for c in columns) + " |")
-    return "\n".join(lines)
-
 
 def parameter_table(ngf: int = 64, blocks: Sequence[int] = (3, 6, 9)) -> list[dict[str, Any]]:
     """Generator parameter counts per block count, and their share of the largest.
@@ -86,8 +42,6 @@ def parameter_table(ngf: int = 64, blocks: Sequence[int] = (3, 6, 9)) -> list[di
     typed in: at ``ngf=64`` the 3-block generator has about 38% of the
     9-block one's parameters, the figure the paper quotes.
     """
-    from .models import ResnetGenerator, count_parameters
-
     counts = {b: count_parameters(ResnetGenerator(ngf=ngf, n_blocks=b)) for b in blocks}
     top = counts[max(blocks)]
     block = counts[blocks[1]] - counts[blocks[0]] if len(blocks) > 1 else None
@@ -105,11 +59,6 @@ def generator_macs(ngf: int, n_blocks: int, size: int) -> int:
     times beside a compute figure that does not depend on the machine's load.
     Normalisation and activations are not counted (they are cheap).
     """
-    import torch
-    from torch import nn
-
-    from .models import ResnetGenerator
-
     net = ResnetGenerator(ngf=ngf, n_blocks=n_blocks)
     total = 0
 
@@ -134,8 +83,6 @@ def generator_macs(ngf: int, n_blocks: int, size: int) -> int:
 
 def preset_table(presets: Sequence[str], profile: str) -> list[dict[str, Any]]:
     """The experiment settings of presets at a profile, side by side (what each chapter changes)."""
-    from .config import make_config
-
     keys = ("gan_loss", "d_head", "d_patch", "pool_size", "generator_variant", "n_blocks",
             "image_size", "ngf", "ndf", "lambda_cycle", "lambda_identity")
     cfgs = {p: make_config(p, profile) for p in presets}
@@ -157,8 +104,6 @@ def loss_summary(run_dir: str | Path, tail: float = 0.25) -> dict[str, Any]:
     little to learn from.  ``g_spread`` is the coefficient of variation of the
     generators' adversarial loss over the same window (how much it swings).
     """
-    from .trainer import read_history
-
     hist = read_history(run_dir)
     info = run_info(run_dir)
     n = len(hist.get("step", []))
@@ -325,8 +270,6 @@ def describe_timing(rows: Sequence[Mapping[str, Any]]) -> str:
 
 def describe_patch(profile: str) -> str:
     """How much of an image the 32x32 discriminator sees at ``profile`` (and at 256 px)."""
-    from .config import make_config
-
     base, small = make_config("stabilized", profile), make_config("patch32", profile)
     assert small.d_patch is not None
     return (f"At this profile images are {base.image_size} px: a {small.d_patch}x{small.d_patch} "
@@ -352,8 +295,6 @@ def describe_kid(profile: str, metrics: Mapping[str, Any] | None) -> str:
 
     ``profile`` is the one the runs were trained at (the chapter's ``ctx.profile``).
     """
-    from .evaluate import PUBLISHED_KID_X100
-
     published = ", ".join(f"{k} {v}" for k, v in PUBLISHED_KID_X100.items())
     kid = metric(metrics, "KIDx100 A->B")
     if kid is None:
@@ -391,11 +332,7 @@ METRIC_PATHS: dict[str, tuple[str, ...]] = {
 
 def metric(m: Mapping[str, Any] | None, name: str) -> float | None:
     """One number of a metrics dict by its :data:`METRIC_PATHS` name (None if absent)."""
-    value: Any = m
-    for key in METRIC_PATHS[name]:
-        if not isinstance(value, Mapping) or value.get(key) is None:
-            return None
-        value = value[key]
+    value = lookup(m, METRIC_PATHS[name])
     return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) \
         else None
 
@@ -448,10 +385,8 @@ def face_detector_rates(outputs: Mapping[str, Sequence[Any]]) -> dict[str, float
     (:func:`cyclegan_lib.faces.detection_rate`); ``None`` when the anime
     cascade is not configured.
     """
-    from .faces import anime_cascade_path, detection_rate
-
     try:
-        cascade = anime_cascade_path()
+        cascade = paths.anime_cascade(search=True)
     except FileNotFoundError:
         return {label: None for label in outputs}
     return {label: detection_rate(list(images), cascade) if images else None
@@ -494,10 +429,10 @@ def quality_comparison(a: Mapping[str, Any] | None, b: Mapping[str, Any] | None
     """
     ka, kb = metric(a, "KIDx100 A->B"), metric(b, "KIDx100 A->B")
     if ka is not None and kb is not None:
-        return compare(ka, kb, False, KID_TOLERANCE), f"KID x100 {_fmt(ka)} vs {_fmt(kb)}"
+        return compare(ka, kb, False, KID_TOLERANCE), f"KID x100 {fmt(ka)} vs {fmt(kb)}"
     ra, rb = metric(a, "anime det. G_AB(A)"), metric(b, "anime det. G_AB(A)")
     word = compare(ra, rb, True, RATE_TOLERANCE)
-    return word, f"anime-detector rate on translated test selfies {_fmt(ra)} vs {_fmt(rb)}"
+    return word, f"anime-detector rate on translated test selfies {fmt(ra)} vs {fmt(rb)}"
 
 
 def paper_claims(metrics: Mapping[str, Mapping[str, Any]],
@@ -523,7 +458,7 @@ def paper_claims(metrics: Mapping[str, Mapping[str, Any]],
     # 1. The naive model fails.
     word, detail = quality_comparison(metrics.get("naive"), metrics.get("stabilized"))
     d_ratio = losses.get("naive", {}).get("D / chance")
-    extra = (f"; its discriminators ended at {_fmt(d_ratio)} x their loss at chance"
+    extra = (f"; its discriminators ended at {fmt(d_ratio)} x their loss at chance"
              if d_ratio is not None else "")
     rows.append({"claim": "The naive model (NLL loss, one sigmoid output, no buffer, ReLU "
                           "output) gives poor translations",
@@ -537,10 +472,10 @@ def paper_claims(metrics: Mapping[str, Mapping[str, Any]],
     div = diversity_ratios or {}
     evidence, stable = [], []
     if bal_n is not None and bal_s is not None:
-        evidence.append(f"discriminator loss at {_fmt(bal_s)} vs {_fmt(bal_n)} x chance")
+        evidence.append(f"discriminator loss at {fmt(bal_s)} vs {fmt(bal_n)} x chance")
         stable.append(0.5 <= bal_s <= 1.2 and not 0.5 <= bal_n <= 1.2)
     if div.get("naive") is not None and div.get("stabilized") is not None:
-        evidence.append(f"output diversity {_fmt(div['stabilized'])} vs {_fmt(div['naive'])} "
+        evidence.append(f"output diversity {fmt(div['stabilized'])} vs {fmt(div['naive'])} "
                         f"x the inputs'")
         stable.append(div["stabilized"] >= 0.2 > div["naive"])
     stability = ("not measured" if not stable else "reproduced" if all(stable)
@@ -564,7 +499,7 @@ def paper_claims(metrics: Mapping[str, Mapping[str, Any]],
     share = by_blocks[3] / by_blocks[9] if 3 in by_blocks and 9 in by_blocks else None
     t3 = infos.get("blocks3", {}).get("seconds_per_step")
     t9 = infos.get("stabilized", {}).get("seconds_per_step")
-    time_part = (f"; wall-clock training time per step {_fmt(t3)} s vs {_fmt(t9)} s "
+    time_part = (f"; wall-clock training time per step {fmt(t3)} s vs {fmt(t9)} s "
                  f"({t3 / t9 * 100:.0f}%, shared machine)" if t3 and t9 else "")
     rows.append({"claim": "3 residual blocks need about 38% of the parameters of 9",
                  "measured here": (f"{share * 100:.1f}% at ngf=64" if share is not None

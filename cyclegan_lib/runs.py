@@ -20,9 +20,11 @@ from .models import ResnetGenerator
 from .pretrained import is_pretrained, load_network, read_config, weight_files
 
 __all__ = ["RUN_ALIASES", "checkpoint_path", "load_checkpoint_config", "load_generator",
-           "generator_for", "run_config", "run_info", "run_is_complete", "read_history",
+           "generator_for", "image_size", "SAMPLE_PADDING", "run_info", "run_is_complete", "read_history",
            "find_run"]
 
+#: Padding between the cells of a run's ``samples/step_*.png`` grids.
+SAMPLE_PADDING = 2
 # Presets with identical settings share one run directory (trained once).
 RUN_ALIASES = {"blocks9": "stabilized"}
 
@@ -91,8 +93,12 @@ def generator_for(run_or_file: str | Path, direction: str = "AtoB", device: str 
     return _cached(str(source.resolve()), path.stat().st_mtime_ns, direction, str(device))
 
 
-def run_config(run_or_file: str | Path) -> TrainConfig:
-    return TrainConfig.from_dict(load_checkpoint_config(run_or_file))
+def image_size(run_or_file: str | Path) -> int:
+    """The image size a run was trained at (its ``config.json``, else its checkpoint)."""
+    config = Path(run_or_file) / "config.json"
+    if config.is_file():
+        return int(json.loads(config.read_text())["image_size"])
+    return int(load_checkpoint_config(run_or_file)["image_size"])
 
 
 def run_info(run_dir: str | Path) -> dict[str, Any]:

@@ -29,15 +29,13 @@ from .cyclegan import (LOSS_NAMES, CycleGAN, cpu_has_native_bf16, lr_factor, res
 from .data import EpochPlan, UnpairedData, load_domain, load_unpaired, make_batch
 from .errors import CheckpointError, TrainingError
 from .models import count_parameters
-from .runs import find_run, load_checkpoint_config
+from .runs import SAMPLE_PADDING, find_run, load_checkpoint_config
 
-__all__ = ["Trainer", "TrainingError", "train", "ensure_run", "SAMPLE_PADDING",
+__all__ = ["Trainer", "TrainingError", "train", "ensure_run",
            # defined in cyclegan.py, kept importable from here
            "LOSS_NAMES", "CycleGAN", "lr_factor", "resolve_device", "use_bf16",
            "cpu_has_native_bf16"]
 
-#: Padding of the saved sample grids (``viz.sample_cells`` cuts the cells out with it).
-SAMPLE_PADDING = 2
 # Settings that may change on resume; the experiment and its scale may not.
 RESUMABLE = {"max_steps", "device", "log_every", "sample_every", "save_every",
              "keep_checkpoints", "threads", "compile", "amp"}

@@ -10,13 +10,14 @@ from __future__ import annotations
 import os
 import tempfile
 from dataclasses import dataclass
-from functools import lru_cache
 from pathlib import Path
 
 import torch
 from PIL import Image, ImageOps
 
 from .data import IMAGE_EXTENSIONS, open_rgb, to_image, to_tensor
+from .faces import FACE_MARGIN, center_square, crop_face
+from .runs import generator_for, image_size
 
 __all__ = ["Translation", "translate_image", "translate_paths", "translate_upload",
            "side_by_side", "open_photo", "face_crop_or_square"]
@@ -62,8 +63,6 @@ def open_photo(path: str | Path) -> Image.Image:
 def face_crop_or_square(image: Image.Image, fallback: bool = True, margin: float | None = None
                         ) -> tuple[Image.Image | None, bool]:
     """``(network input, face found)``: the face crop, else the centre square (or None)."""
-    from .faces import FACE_MARGIN, crop_face
-
     crop, box = crop_face(image, margin=FACE_MARGIN if margin is None else margin,
                           fallback=fallback)
     return crop, box is not None
@@ -110,14 +109,11 @@ def translate_paths(checkpoint: str | Path, inputs: list[str | Path], out_dir: s
     mirrored in ``out_dir``.  Unreadable files, and with ``fallback=False``
     photos without a face, are reported in the result's ``note`` and skipped.
     """
-    from .faces import center_square
-    from .trainer import load_checkpoint_config, load_generator
-
     files = _expand(inputs)
     if not files:
         raise FileNotFoundError(f"no image files in {', '.join(str(i) for i in inputs)}")
-    generator = load_generator(checkpoint, direction, device)
-    size = size or int(load_checkpoint_config(checkpoint)["image_size"])
+    generator = generator_for(checkpoint, direction, device)
+    size = size or image_size(checkpoint)
     out_dir = Path(out_dir)
     suffix = "anime" if direction == "AtoB" else "human"
     results = []
@@ -155,15 +151,6 @@ def translate_paths(checkpoint: str | Path, inputs: list[str | Path], out_dir: s
     return results
 
 
-@lru_cache(maxsize=4)
-def _cached_generator(path: str, mtime_ns: int, direction: str, device: str
-                      ) -> tuple[torch.nn.Module, int]:
-    from .trainer import load_checkpoint_config, load_generator
-
-    return (load_generator(path, direction, device),
-            int(load_checkpoint_config(path)["image_size"]))
-
-
 def translate_upload(checkpoint: str | Path, image_bytes: bytes, direction: str = "AtoB",
                      crop_face: bool = True, size: int | None = None, device: str = "cpu"
                      ) -> tuple[Image.Image, Image.Image, bool]:
@@ -171,18 +158,12 @@ def translate_upload(checkpoint: str | Path, image_bytes: bytes, direction: str 
 
     ``crop`` is the network input (the face crop, or the centre square when no
     face is found or ``crop_face`` is off), ``anime`` the translation and
-    ``found`` whether a face was detected.  The generator is loaded once per
-    checkpoint file and reused for later uploads.  Raises ``ValueError`` with a
+    ``found`` whether a face was detected.  Raises ``ValueError`` with a
     one-line reason for bytes that are not an image.
     """
-    from .faces import center_square
-    from .trainer import _checkpoint_path
-
     if not image_bytes:
         raise ValueError("uploaded file is empty")
-    ckpt = _checkpoint_path(checkpoint)
-    generator, run_size = _cached_generator(str(ckpt.resolve()), ckpt.stat().st_mtime_ns,
-                                            direction, str(device))
+    generator, run_size = generator_for(checkpoint, direction, device), image_size(checkpoint)
     # open_rgb reads files (its conversions and error messages are the ones of the data pipeline)
     fd, tmp = tempfile.mkstemp(suffix=".upload")
     try:

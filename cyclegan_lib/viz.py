@@ -12,15 +12,19 @@ import math
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import TYPE_CHECKING, Mapping, Sequence
+from typing import Mapping, Sequence
 
+import matplotlib.patches as patches
+import matplotlib.pyplot as plt
 import numpy as np
 import torch
+from matplotlib.figure import Figure
 from PIL import Image
 from torchvision.utils import make_grid
 
-if TYPE_CHECKING:  # pragma: no cover
-    from matplotlib.figure import Figure
+from .data import EpochPlan, load_domain, open_rgb, to_uint8
+from .runs import SAMPLE_PADDING, generator_for, image_size, read_history
+from .translate import face_crop_or_square, open_photo, translate_image
 
 __all__ = [
     "SAMPLE_ROWS", "to_unit", "as_batch", "grid_image", "show_grid", "sample_steps",
@@ -94,15 +98,13 @@ def grid_image(images: "torch.Tensor | Sequence[torch.Tensor | Image.Image]", nr
 def show_grid(images: "torch.Tensor | Sequence[torch.Tensor | Image.Image]", nrow: int = 8,
               titles: Sequence[str] | None = None, row_titles: Sequence[str] | None = None,
               title: str | None = None, size: int | None = None, cell_inches: float = 1.2,
-              ) -> "Figure":
+              ) -> Figure:
     """Show images as a grid (``nrow`` per row) with optional column and row titles.
 
     The grid is one :func:`make_grid` image drawn without interpolation; the
     titles are placed at the cell centres, so the figure stays one image
     (light in the HTML page) and labels line up with the cells.
     """
-    import matplotlib.pyplot as plt
-
     batch = as_batch(images, size)
     n, _, h, w = batch.shape
     padding = 2
@@ -132,7 +134,7 @@ def show_grid(images: "torch.Tensor | Sequence[torch.Tensor | Image.Image]", nro
     return fig
 
 
-def save_figure(fig: "Figure", path: str | Path) -> Path:
+def save_figure(fig: Figure, path: str | Path) -> Path:
     """Save a figure as PNG (tight bounding box) and return the path."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -162,22 +164,15 @@ def load_sample_grid(run_dir: str | Path, step: int | None = None) -> tuple[Imag
     return Image.open(path).convert("RGB"), step
 
 
-def _image_size(run_dir: str | Path) -> int:
-    import json
-
-    return int(json.loads((Path(run_dir) / "config.json").read_text())["image_size"])
-
-
 def sample_cells(run_dir: str | Path, step: int | None = None) -> torch.Tensor:
     """The cells of a sample grid as ``[6, columns, 3, S, S]`` in [-1, 1] (rows: SAMPLE_ROWS).
 
-    The trainer writes the grid with ``make_grid(padding=2)``; the cell size
-    is the run's ``image_size`` from ``config.json``.
+    The cells are the run's ``image_size``, :data:`~cyclegan_lib.runs.SAMPLE_PADDING` apart.
     """
     grid, _ = load_sample_grid(run_dir, step)
-    size = _image_size(run_dir)
+    size = image_size(run_dir)
     arr = torch.from_numpy(np.asarray(grid, dtype=np.float32) / 127.5 - 1.0).permute(2, 0, 1)
-    pad = 2
+    pad = SAMPLE_PADDING
     ncols = (arr.shape[-1] - pad) // (size + pad)
     nrows = (arr.shape[-2] - pad) // (size + pad)
     cells = torch.empty(nrows, ncols, 3, size, size)
@@ -189,7 +184,7 @@ def sample_cells(run_dir: str | Path, step: int | None = None) -> torch.Tensor:
 
 
 def sample_grid_from_run(run_dir: str | Path, step: int | None = None, title: str | None = None,
-                         cell_inches: float = 1.0) -> "Figure":
+                         cell_inches: float = 1.0) -> Figure:
     """The trainer's sample grid at ``step`` (default: last), with its rows labelled.
 
     Columns are four fixed test images; rows follow :data:`SAMPLE_ROWS`: a
@@ -208,7 +203,7 @@ def sample_grid_from_run(run_dir: str | Path, step: int | None = None, title: st
 
 
 def sample_timeline(run_dir: str | Path, row: int = 1, max_steps: int = 6,
-                    title: str | None = None, cell_inches: float = 1.0) -> "Figure":
+                    title: str | None = None, cell_inches: float = 1.0) -> Figure:
     """One row of the sample grids (default: G_AB(A)) at several steps, top to bottom.
 
     Shows how a translation develops during training: collapse to one
@@ -235,27 +230,9 @@ def test_images(data_dir: str | Path, domain: str = "A", n: int = 6, size: int =
 
     Same decoding and bicubic resize as training (:func:`cyclegan_lib.data.load_domain`).
     """
-    from .data import load_domain
-
     dom = load_domain(Path(data_dir) / f"{split}{domain}", size, min_size=min(size, 32),
                       max_images=n)
     return dom.images.float().div(127.5).sub(1.0)
-
-
-@lru_cache(maxsize=16)
-def _cached_generator(path: str, mtime: int, direction: str, device: str) -> torch.nn.Module:
-    from .trainer import load_generator
-
-    return load_generator(path, direction, device)
-
-
-def generator_for(run_dir: str | Path, direction: str = "AtoB", device: str = "cpu"
-                  ) -> torch.nn.Module:
-    """The run's newest generator (cached per checkpoint file, so figures reuse it)."""
-    from .trainer import _checkpoint_path
-
-    path = _checkpoint_path(run_dir)
-    return _cached_generator(str(path), path.stat().st_mtime_ns, direction, device)
 
 
 @torch.no_grad()
@@ -267,7 +244,7 @@ def generate(run_dir: str | Path, images: torch.Tensor, direction: str = "AtoB",
     differs, so runs of one profile can be compared on the same tensors.
     """
     net = generator_for(run_dir, direction, device)
-    size = _image_size(run_dir)
+    size = image_size(run_dir)
     x = images.to(device)
     if x.shape[-1] != size:
         x = torch.nn.functional.interpolate(x, size=(size, size), mode="bilinear",
@@ -277,13 +254,13 @@ def generate(run_dir: str | Path, images: torch.Tensor, direction: str = "AtoB",
 
 def translate_examples(runs: Mapping[str, str | Path], data_dir: str | Path, n: int = 6,
                        direction: str = "AtoB", device: str = "cpu", title: str | None = None,
-                       cell_inches: float = 1.1) -> "Figure":
+                       cell_inches: float = 1.1) -> Figure:
     """Test images (top row) and each run's translation of them (one row per run).
 
     The same inputs for every run, at the runs' image size, so rows can be
     compared cell by cell.
     """
-    size = _image_size(next(iter(runs.values())))
+    size = image_size(next(iter(runs.values())))
     dom = "A" if direction == "AtoB" else "B"
     x = test_images(data_dir, dom, n, size)
     rows = [x] + [generate(r, x, direction, device) for r in runs.values()]
@@ -317,7 +294,7 @@ LOSS_PANELS = (
 
 def plot_losses(runs: Mapping[str, str | Path], smooth_window: int | None = None,
                 panels: Sequence[tuple[str, Sequence[str]]] = LOSS_PANELS,
-                title: str | None = None) -> "Figure":
+                title: str | None = None) -> Figure:
     """Loss curves of one or more runs from their ``history.csv``, one panel per loss group.
 
     Each run has its colour; direction A is a solid line, B dashed.  Curves are
@@ -326,10 +303,6 @@ def plot_losses(runs: Mapping[str, str | Path], smooth_window: int | None = None
     spikes stay visible.  Note that NLL and LSGAN losses have different
     scales: compare shapes across those runs, not heights.
     """
-    import matplotlib.pyplot as plt
-
-    from .trainer import read_history
-
     cols = 2
     rows = math.ceil(len(panels) / cols)
     fig, axes = plt.subplots(rows, cols, figsize=(10, 3.0 * rows), squeeze=False)
@@ -361,14 +334,12 @@ def plot_losses(runs: Mapping[str, str | Path], smooth_window: int | None = None
 
 
 def plot_value_histograms(images: Mapping[str, torch.Tensor], bins: int = 51,
-                          title: str | None = None) -> "Figure":
+                          title: str | None = None) -> Figure:
     """Histograms of pixel values (all channels) of [-1, 1] image batches, overlaid.
 
     Shows at a glance whether a generator can produce the full range of the
     data: the naive generator's ReLU output stops at 0 (mid-grey).
     """
-    import matplotlib.pyplot as plt
-
     fig, ax = plt.subplots(figsize=(7, 3))
     edges = np.linspace(-1, 1, bins + 1)
     for label, x in images.items():
@@ -387,7 +358,7 @@ def plot_value_histograms(images: Mapping[str, torch.Tensor], bins: int = 51,
 # -- data transforms -----------------------------------------------------------------------
 
 def transform_steps(image_path: str | Path, load_size: int, crop_size: int, seed: int = 0,
-                    flip: bool | None = None) -> "Figure":
+                    flip: bool | None = None) -> Figure:
     """The training transforms on one image, step by step, as the trainer applies them.
 
     Original file -> bicubic resize to ``load_size`` (done once, cached) ->
@@ -396,11 +367,6 @@ def transform_steps(image_path: str | Path, load_size: int, crop_size: int, seed
     with ``seed`` (``flip`` forces the flip so the step is visible).  The last
     panel is the histogram of the normalised values.
     """
-    import matplotlib.patches as patches
-    import matplotlib.pyplot as plt
-
-    from .data import EpochPlan, open_rgb, to_uint8
-
     original, _ = open_rgb(image_path)
     resized = original.resize((load_size, load_size), Image.BICUBIC)
     plan = EpochPlan.draw(1, 1, 1, load_size, crop_size, seed, 0)
@@ -438,8 +404,6 @@ def transform_steps(image_path: str | Path, load_size: int, crop_size: int, seed
 
 @lru_cache(maxsize=256)
 def _face_input(path: str, mtime: int) -> tuple[Image.Image, bool]:
-    from .translate import face_crop_or_square, open_photo
-
     crop, found = face_crop_or_square(open_photo(path), fallback=True)
     assert crop is not None  # fallback=True always returns an image
     return crop, found
@@ -475,12 +439,10 @@ def translate_faces(photos: Sequence[str | Path], runs: Mapping[str, str | Path]
     Each output is :func:`cyclegan_lib.translate.translate_image` of the crop
     at the run's image size: what the command line would write.
     """
-    from .translate import translate_image
-
-    size = _image_size(next(iter(runs.values())))
+    size = image_size(next(iter(runs.values())))
     pairs = face_inputs(photos)
     crops = [c for c, _ in pairs]
-    outputs = {label: [translate_image(generator_for(r, "AtoB", device), c, _image_size(r),
+    outputs = {label: [translate_image(generator_for(r, "AtoB", device), c, image_size(r),
                                        device) for c in crops]
                for label, r in runs.items()}
     return FaceTranslations([Path(p) for p in photos], crops, [f for _, f in pairs], outputs,
@@ -489,7 +451,7 @@ def translate_faces(photos: Sequence[str | Path], runs: Mapping[str, str | Path]
 
 def face_comparison(faces: FaceTranslations, title: str | None = None,
                     labels: Sequence[str] | None = None, photos_per_row: int = 1,
-                    cell_inches: float = 1.1) -> "Figure":
+                    cell_inches: float = 1.1) -> Figure:
     """Face crops (as the network sees them), each followed by every run's output.
 
     One photo per figure row, or ``photos_per_row`` photos side by side (the
@@ -516,10 +478,8 @@ def face_comparison(faces: FaceTranslations, title: str | None = None,
 
 
 def plot_bars(values: Mapping[str, float], xlabel: str, title: str | None = None,
-              fmt: str = "{:,.0f}") -> "Figure":
+              fmt: str = "{:,.0f}") -> Figure:
     """A small horizontal bar chart with the value written at each bar."""
-    import matplotlib.pyplot as plt
-
     fig, ax = plt.subplots(figsize=(6, 0.45 * len(values) + 0.9))
     names = list(values)
     nums = [float(values[k]) for k in names]

@@ -15,12 +15,16 @@ translates the reader's own photo with a trained generator.
 from __future__ import annotations
 
 import io
-import json
 from pathlib import Path
 from typing import Any, Mapping
 
+import ipywidgets as w
 import torch
 from PIL import Image
+
+from .runs import run_info
+from .translate import side_by_side, translate_upload
+from .viz import generate, grid_image
 
 __all__ = ["png_bytes", "block_slider", "BlockSlider", "PhotoUpload", "photo_upload"]
 
@@ -33,11 +37,7 @@ def png_bytes(image: Image.Image) -> bytes:
 
 
 def _caption(run_dir: Path, blocks: int) -> str:
-    info: dict[str, Any] = {}
-    for name in ("config.json", "summary.json"):
-        path = Path(run_dir) / name
-        if path.is_file():
-            info.update(json.loads(path.read_text()))
+    info = run_info(run_dir)
     parts = [f"<b>{blocks} residual blocks</b>"]
     if "params_G" in info:
         parts.append(f"generator: {info['params_G']:,} parameters")
@@ -76,10 +76,6 @@ def block_slider(run_dirs: Mapping[int, str | Path], images: torch.Tensor,
     Static-HTML friendly by construction: only ``Image``, ``HTML``, ``Stack``,
     ``SelectionSlider`` and a browser-side ``jslink`` are used.
     """
-    import ipywidgets as w
-
-    from .viz import generate, grid_image
-
     blocks = sorted(run_dirs)
     if not blocks:
         raise ValueError("block_slider needs at least one run")
@@ -122,8 +118,6 @@ class PhotoUpload:
 
     def __init__(self, checkpoint: str | Path, device: str = "cpu", size: int | None = None,
                  display_size: int = 256) -> None:
-        import ipywidgets as w
-
         self.checkpoint = Path(checkpoint)
         self.device = device
         self.size = size
@@ -146,8 +140,6 @@ class PhotoUpload:
         Uses :func:`cyclegan_lib.translate.translate_upload`: the same face crop
         and translation as ``cyclegan-anime translate --crop-face``.
         """
-        from .translate import side_by_side, translate_upload
-
         crop, anime, found = translate_upload(self.checkpoint, data, size=self.size,
                                               device=self.device)
         note = f"{name}: " + ("face found" if found else "no face found, used the centre square")

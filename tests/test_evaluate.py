@@ -219,8 +219,8 @@ def test_detector_table() -> None:
     m = {"detector": {"testA": {"anime": 0.35, "human": 0.9}, "testB": {"anime": 0.97,
                                                                           "human": None}}}
     table = ev.detector_table(m)
-    assert "| testA | 0.35 | 0.90 |" in table and "| testB | 0.97 | - |" in table
-    assert "| G_AB(testA) | - | - |" in table
+    assert "| testA | 0.35 | 0.90 |" in table and "| testB | 0.97 | n/a |" in table
+    assert "| G_AB(testA) | n/a | n/a |" in table
 
 
 def test_cli_evaluate_writes_metrics_json(smoke_run: Path, data_root: Path, tmp_path: Path,
