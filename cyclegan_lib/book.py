@@ -56,12 +56,7 @@ SELFIE2ANIME_HELP = (
 
 @dataclass
 class ChapterContext:
-    """Where a chapter reads data and runs from, at which profile, on which device.
-
-    ``device`` is resolved (``"cpu"`` or ``"cuda"``) for inference; training
-    gets the same string, so a chapter never trains on one device and
-    translates on another.
-    """
+    """Where a chapter reads data and runs from, at which profile, on which device."""
 
     profile: str
     data_dir: Path
@@ -92,7 +87,6 @@ def chapter_setup(profile: str = "cpu", data_dir: str | Path | None = None,
 
     ``CYCLEGAN_PROFILE`` *forces* the profile (CI runs every chapter at ``smoke``); for
     paths a parameter wins, then the environment, then the folders next to the repository.
-    At ``smoke`` torch uses one thread: the tensors are tiny.
     """
     profile = resolve_profile(paths.forced_profile() or profile)
     if profile not in PROFILES:
@@ -132,14 +126,7 @@ def _figure_style() -> None:
 
 
 def colab_setup(data_url: str | None = None, target: str | Path = "/content") -> Path | None:
-    """On Colab: fetch the anime-face cascade and (if ``data_url`` is given) selfie2anime.
-
-    A no-op returning ``None`` outside Colab.  The chapters' first code cell
-    installs the library and calls this; ``data_url`` (or ``CYCLEGAN_DATA_URL``)
-    may point at a zip/tar of selfie2anime, which is unpacked under
-    ``target``.  Without one, the reader is told in one message where to get
-    the data.  Returns the data folder it set in ``CYCLEGAN_DATA``.
-    """
+    """On Colab: fetch the anime-face cascade and (if ``data_url`` is given) selfie2anime."""
     if not on_colab():
         return None
     cache = Path.home() / ".cache" / "cyclegan_lib"
@@ -198,12 +185,8 @@ def markdown_to_html(text: str) -> str | None:
 
 
 def show_markdown(text: str) -> None:
-    """Display Markdown in a notebook (print it elsewhere).
-
-    The output carries both ``text/markdown`` and an HTML rendering: the book's
-    HTML builder prefers HTML, and plain CommonMark (its default for Markdown
-    outputs) has no tables.
-    """
+    """Display Markdown in a notebook (print it elsewhere), with an HTML copy: the book's
+    HTML builder prefers HTML, and its CommonMark has no tables."""
     if get_ipython() is None:
         print(text)
         return
@@ -216,15 +199,7 @@ def show_markdown(text: str) -> None:
 def scan_overview(ctx: ChapterContext, splits: Iterable[str] = ("trainA", "trainB", "testA",
                                                                  "testB")
                   ) -> tuple[list[dict[str, Any]], str]:
-    """Scan the data folders exactly as training does at the chapter's profile.
-
-    Returns one row per folder (files, used, converted, skipped) and the full
-    text report (one line per converted or skipped file, with the reason).  It
-    uses the same :func:`cyclegan_lib.data.load_domain` call as the trainer
-    (same load size, same ``max_images``), so what the chapter reports is
-    what the models were trained on; the decode cache makes it cheap after
-    the first run.
-    """
+    """Scan the data folders exactly as training does at the chapter's profile."""
     cfg = make_config("stabilized", ctx.profile)
     rows, texts = [], []
     for split in splits:
@@ -243,11 +218,7 @@ def scan_overview(ctx: ChapterContext, splits: Iterable[str] = ("trainA", "train
 
 
 def folder_overview(folder: str | Path) -> dict[str, Any]:
-    """File count, real formats and pixel sizes of a folder, from the image headers only.
-
-    Cheap (no pixel decoding), and it shows what a file name hides: the
-    original selfie2anime anime files were PNG data behind ``.jpg`` names.
-    """
+    """File count, real formats and pixel sizes of a folder, from the image headers only."""
     folder = Path(folder)
     formats: Counter[str] = Counter()
     sizes: Counter[tuple[int, int]] = Counter()
@@ -300,13 +271,7 @@ _WEIGHTS: dict[str, tuple[str | None, str | None]] = {}
 
 
 def inception_weights(ctx: ChapterContext) -> tuple[str | None, str | None]:
-    """``(weights file, None)`` or ``(None, why not)`` for KID/FID, resolved once per kernel.
-
-    :func:`cyclegan_lib.evaluate.resolve_inception_weights` looks at
-    ``CYCLEGAN_INCEPTION_WEIGHTS``, torch's cache, and then tries to download the
-    file.  Doing that once, quietly, keeps download chatter out of every
-    metrics cell; the metrics table says in one line when KID/FID are missing.
-    """
+    """``(weights file, None)`` or ``(None, why not)`` for KID/FID, resolved once per kernel."""
     key = str(ctx.inception_weights)
     if key not in _WEIGHTS:
         chatter = io.StringIO()
@@ -316,14 +281,7 @@ def inception_weights(ctx: ChapterContext) -> tuple[str | None, str | None]:
 
 
 def run_metrics(ctx: ChapterContext, runs: Mapping[str, str | Path]) -> dict[str, dict[str, Any]]:
-    """Metrics of each run, ``{label: metrics}``, computed once and cached in ``RUN/metrics.json``.
-
-    Calls :func:`cyclegan_lib.evaluate.load_or_evaluate` (detector rates, cycle
-    and identity errors, KID/FID when the Inception weights are available) and
-    reads the cache on later calls.  At the ``smoke`` profile only
-    :data:`SMOKE_EVAL_IMAGES` test images per domain are used.  The one-line
-    "KID/FID skipped" notice is left to the table (other messages pass through).
-    """
+    """Metrics of each run, ``{label: metrics}``, computed once and cached in ``RUN/metrics.json``."""
     weights, _ = inception_weights(ctx)
     cap = SMOKE_EVAL_IMAGES if ctx.profile == "smoke" else None
     out = {}
@@ -376,11 +334,7 @@ def read_manifest(ctx: ChapterContext) -> list[dict[str, str]]:
 
 
 def photo_labels(ctx: ChapterContext, photos: Sequence[Path]) -> list[str]:
-    """Row labels for photos: the file stem, marked "(synthetic)" where the manifest says so.
-
-    Two of the dark photos were darkened artificially; a reader must not take
-    them for real low-light photos.
-    """
+    """Row labels for photos: the file stem, marked "(synthetic)" where the manifest says so."""
     manifest = {row["file"]: row for row in read_manifest(ctx)}
     labels = []
     for p in photos:

@@ -1,20 +1,9 @@
 """Data: scan two image folders, decode each image once, and serve augmented batches.
 
-The pipeline is three steps a reader can follow:
-
-1. :func:`scan_folder` opens every file once, converts what can be converted
-   to RGB (grayscale, CMYK, palette, alpha, 16-bit) and drops what cannot be
-   used (empty, truncated, not an image, smaller than the crop), keeping a
-   report of every decision;
-2. the usable images are resized once (bicubic) to the load size and kept in
-   memory as one ``uint8`` tensor per domain (optionally cached on disk), so
-   the loader never decodes a JPEG twice;
-3. :class:`EpochPlan` draws, per epoch and from the seed alone, which images
-   are paired and where each is cropped and flipped; :func:`make_batch`
-   applies that to the in-memory tensors, on the training device.
-
-Because step 3 is a pure function of ``(seed, epoch)``, a resumed run sees
-exactly the batches an uninterrupted run would have seen.
+:func:`scan_folder` converts what it can to RGB and reports every file it drops;
+:func:`load_domain` keeps the images resized once as ``uint8`` tensors (cached on disk);
+:class:`EpochPlan` draws each epoch's pairs, crops and flips from ``(seed, epoch)`` alone,
+so a resumed run sees the same batches, and :func:`make_batch` applies it on the device.
 """
 from __future__ import annotations
 
@@ -42,11 +31,7 @@ ImageFile.LOAD_TRUNCATED_IMAGES = False  # a truncated JPEG is an error, not gre
 
 
 def open_rgb(path: str | Path) -> tuple[Image.Image, str | None]:
-    """Open any supported image fully and return it as 8-bit RGB.
-
-    Returns ``(image, note)`` where ``note`` says what was converted (or None).
-    Raises ``ValueError`` with a short reason for anything unusable.
-    """
+    """Open any supported image fully and return it as 8-bit RGB."""
     path = Path(path)
     if path.stat().st_size == 0:
         raise ValueError("empty file (0 bytes)")
@@ -136,12 +121,7 @@ def _list_files(folder: Path) -> list[Path]:
 def scan_folder(folder: str | Path, size: int, min_size: int | None = None,
                 max_images: int | None = None, workers: int = 4
                 ) -> tuple[torch.Tensor, ScanReport]:
-    """Decode every usable image of ``folder`` once, resized to ``size`` x ``size``.
-
-    Returns a ``uint8`` tensor ``[N, 3, size, size]`` and the :class:`ScanReport`.
-    Non-image files are skipped by extension; ``max_images`` keeps the first N
-    usable images (sorted by name) for quick runs.
-    """
+    """Decode every usable image of ``folder`` once, resized to ``size`` x ``size``."""
     folder = Path(folder)
     report = ScanReport(str(folder))
     candidates = []
@@ -186,11 +166,8 @@ class DomainImages:
 def load_domain(folder: str | Path, size: int, min_size: int | None = None,
                 max_images: int | None = None, cache_dir: Path | None | str = "default"
                 ) -> DomainImages:
-    """:func:`scan_folder` with a disk cache keyed on the folder's files and the size.
-
-    The cache stores only tensors, strings and lists (read back with
-    ``weights_only=True``); any change to the folder's files invalidates it.
-    """
+    """:func:`scan_folder` with a disk cache keyed on the folder's files and the size
+    (tensors and strings only, read back with ``weights_only=True``)."""
     folder = Path(folder)
     files = _list_files(folder)
     if cache_dir == "default":
@@ -241,10 +218,7 @@ def load_unpaired(root: str | Path, split: str, size: int, min_size: int | None 
 class EpochPlan:
     """Which images meet and how they are augmented, for every step of one epoch.
 
-    Domain A is visited in a random permutation (repeated if an epoch is longer
-    than the domain); the B partner of each A image is drawn at random, as in
-    the official unaligned dataset.  Crop offsets and flips are drawn here too,
-    from a generator seeded by ``(seed, epoch)`` alone.
+    A function of ``(seed, epoch)`` alone, so a resumed run sees the same batches.
     """
 
     index_a: torch.Tensor
@@ -290,12 +264,7 @@ def _crop_flip(images: torch.Tensor, index: torch.Tensor, crop: torch.Tensor, fl
 def make_batch(data: UnpairedData, plan: EpochPlan, start: int, batch_size: int, crop_size: int,
                device: torch.device | str = "cpu", channels_last: bool = False
                ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Samples ``start .. start+batch_size`` of ``plan`` as float tensors in [-1, 1].
-
-    Cropping and flipping index the uint8 tensors (no copies of full images);
-    the conversion to float happens on ``device`` after a (pinned,
-    non-blocking) copy, so on a GPU the host only moves bytes.
-    """
+    """Samples ``start .. start+batch_size`` of ``plan`` as float tensors in [-1, 1]."""
     sl = slice(start, start + batch_size)
     device = torch.device(device)
     batches = []

@@ -97,11 +97,7 @@ def weights_checksum(modules: list[nn.Module]) -> int:
 
 
 class DistributedTrainer(Trainer):
-    """A :class:`Trainer` for one rank of an initialised process group.
-
-    The maths are the model's; this class wraps the networks in DDP, gives each rank its
-    own random streams (patch crops, buffer swaps) and averages the logged losses.
-    """
+    """A :class:`Trainer` for one rank of an initialised process group."""
 
     def __init__(self, cfg: TrainConfig, data_dir: str | Path, run_dir: str | Path,
                  resume: bool = False, progress: bool = True, **kwargs) -> None:
@@ -187,13 +183,7 @@ def _is_secondary(exc: BaseException) -> bool:
 
 
 class OneLineErrors(ErrorHandler):
-    """torchrun's error handler, one line per failure instead of a traceback.
-
-    A mistake every rank makes (a :class:`~cyclegan_lib.errors.UserError`, a missing file)
-    is printed by rank 0; an unexpected error is printed by the rank it happened on as
-    ``rank R failed: ...``, its traceback kept in ``RUN/failure_rankR.txt``; errors caused
-    by another rank's failure print nothing.  torchrun's summary shows the same line.
-    """
+    """torchrun's error handler, one line per failure instead of a traceback."""
 
     def __init__(self, env: DistEnv, run_dir: Path) -> None:
         self.env, self.run_dir = env, run_dir

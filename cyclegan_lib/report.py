@@ -16,11 +16,11 @@ from torch import nn
 
 from . import paths
 from .config import make_config
-from .evaluate import PUBLISHED_KID_X100
+from .evaluate import METRIC_PATHS, PUBLISHED_KID_X100, metric
 from .faces import detection_rate
 from .models import ResnetGenerator, count_parameters
 from .runs import read_history, run_info
-from .tables import fmt, lookup, markdown_table
+from .tables import fmt, markdown_table
 
 __all__ = [
     "run_info", "markdown_table", "parameter_table", "generator_macs", "preset_table",
@@ -36,12 +36,7 @@ __all__ = [
 # -- tables --------------------------------------------------------------------------------
 
 def parameter_table(ngf: int = 64, blocks: Sequence[int] = (3, 6, 9)) -> list[dict[str, Any]]:
-    """Generator parameter counts per block count, and their share of the largest.
-
-    Built from :class:`~cyclegan_lib.models.ResnetGenerator` itself, not
-    typed in: at ``ngf=64`` the 3-block generator has about 38% of the
-    9-block one's parameters, the figure the paper quotes.
-    """
+    """Generator parameter counts per block count, and their share of the largest."""
     counts = {b: count_parameters(ResnetGenerator(ngf=ngf, n_blocks=b)) for b in blocks}
     top = counts[max(blocks)]
     block = counts[blocks[1]] - counts[blocks[0]] if len(blocks) > 1 else None
@@ -52,13 +47,7 @@ def parameter_table(ngf: int = 64, blocks: Sequence[int] = (3, 6, 9)) -> list[di
 
 
 def generator_macs(ngf: int, n_blocks: int, size: int) -> int:
-    """Multiply-accumulate operations of one generator forward pass on a ``size`` image.
-
-    Counted exactly with forward hooks on every convolution (output elements x
-    input channels x kernel area), so the chapters can set measured training
-    times beside a compute figure that does not depend on the machine's load.
-    Normalisation and activations are not counted (they are cheap).
-    """
+    """Multiply-accumulate operations of one generator forward pass on a ``size`` image."""
     net = ResnetGenerator(ngf=ngf, n_blocks=n_blocks)
     total = 0
 
@@ -97,12 +86,9 @@ CHANCE_D_LOSS = {"lsgan": 0.25, "nll": math.log(2.0)}
 def loss_summary(run_dir: str | Path, tail: float = 0.25) -> dict[str, Any]:
     """Mean losses over the last ``tail`` of training, and how confident D ended up.
 
-    The two GAN losses live on different scales, so the discriminator's loss
-    is also given relative to its value at chance (D outputs 1/2 for
-    everything: 0.25 for LSGAN, ln 2 for NLL): a ratio near 1 means D cannot
-    tell real from fake, near 0 means D wins easily and gives the generator
-    little to learn from.  ``g_spread`` is the coefficient of variation of the
-    generators' adversarial loss over the same window (how much it swings).
+    ``D / chance`` is D's loss over its value when it outputs 1/2 for everything (0.25 for
+    LSGAN, ln 2 for NLL), comparable across the two losses; ``g_spread`` is the
+    coefficient of variation of the generators' adversarial loss.
     """
     hist = read_history(run_dir)
     info = run_info(run_dir)
@@ -130,25 +116,15 @@ def loss_summary(run_dir: str | Path, tail: float = 0.25) -> dict[str, Any]:
 
 
 def output_value_summary(images: "Any") -> dict[str, float]:
-    """Min, max, mean and the share of values below 0 of a [-1, 1] image tensor.
-
-    The naive generator ends in a ReLU: it cannot output anything below 0,
-    which on the [-1, 1] scale is every colour darker than mid-grey.  This
-    summary makes that visible as a number.
-    """
+    """Min, max, mean and the share of values below 0 of a [-1, 1] image tensor."""
     t = images.detach().float()
     return {"min": float(t.min()), "max": float(t.max()), "mean": float(t.mean()),
             "share < 0": float((t < 0).float().mean())}
 
 
 def diversity(images: "Any") -> float:
-    """Mean L1 distance between all pairs of images in a [-1, 1] batch.
-
-    A generator that ignores its input (mode collapse) gives nearly the same
-    output for every image: the diversity of its outputs falls towards 0 while
-    that of its inputs stays put.  Comparing the two tells collapse from a
-    translation that merely looks bad.
-    """
+    """Mean L1 distance between all pairs of images in a [-1, 1] batch: it falls towards 0
+    when a generator collapses to one output whatever its input."""
     x = images.detach().float().flatten(1)
     n = x.shape[0]
     if n < 2:
@@ -198,12 +174,9 @@ def describe_scan(rows: Sequence[Mapping[str, Any]], max_images: int | None) -> 
 
 
 def d_balance_words(ratio: float) -> str:
-    """Words for a discriminator loss relative to chance (see :func:`loss_summary`).
-
-    Rule of thumb used throughout the book: below 0.5 the discriminator wins
-    clearly, 0.5 to 1.2 neither side dominates, above 1.2 it does worse than
-    a coin toss would.
-    """
+    """Words for a discriminator loss relative to chance (see :func:`loss_summary`):
+    below 0.5 D wins clearly, 0.5 to 1.2 neither side dominates, above 1.2 D does worse
+    than a coin toss."""
     if ratio < 0.5:
         return "the discriminators separate real from generated images easily"
     if ratio <= 1.2:
@@ -309,44 +282,12 @@ def describe_kid(profile: str, metrics: Mapping[str, Any] | None) -> str:
 
 # -- metrics and faces ---------------------------------------------------------------------
 
-#: Where each named number lives in the dict of :func:`cyclegan_lib.evaluate.evaluate_run`.
-METRIC_PATHS: dict[str, tuple[str, ...]] = {
-    "anime det. G_AB(A)": ("detector", "G_AB(testA)", "anime"),
-    "human det. G_AB(A)": ("detector", "G_AB(testA)", "human"),
-    "human det. G_BA(B)": ("detector", "G_BA(testB)", "human"),
-    "anime det. G_BA(B)": ("detector", "G_BA(testB)", "anime"),
-    "anime det. testA": ("detector", "testA", "anime"),
-    "anime det. testB": ("detector", "testB", "anime"),
-    "human det. testA": ("detector", "testA", "human"),
-    "human det. testB": ("detector", "testB", "human"),
-    "cycle L1 A": ("cycle_l1", "A->B->A"),
-    "cycle L1 B": ("cycle_l1", "B->A->B"),
-    "identity L1 A": ("identity_l1", "G_BA(testA)"),
-    "identity L1 B": ("identity_l1", "G_AB(testB)"),
-    "KIDx100 A->B": ("kid_x100", "A->B", "mean"),
-    "KIDx100 B->A": ("kid_x100", "B->A", "mean"),
-    "FID A->B": ("fid", "A->B"),
-    "FID B->A": ("fid", "B->A"),
-}
-
-
-def metric(m: Mapping[str, Any] | None, name: str) -> float | None:
-    """One number of a metrics dict by its :data:`METRIC_PATHS` name (None if absent)."""
-    value = lookup(m, METRIC_PATHS[name])
-    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) \
-        else None
-
-
 def runs_table(runs: Mapping[str, str | Path],
                metrics: Mapping[str, Mapping[str, Any]] | None = None,
                metric_names: Sequence[str] = ("anime det. G_AB(A)", "human det. G_BA(B)",
                                               "cycle L1 A", "KIDx100 A->B")
                ) -> list[dict[str, Any]]:
-    """One row per run: what it changes, its size, how long it trained, and key metrics.
-
-    Metric columns that were not measured for any run (KID offline) are left
-    out rather than shown empty.
-    """
+    """One row per run: what it changes, its size, how long it trained, and key metrics."""
     rows = []
     for label, run_dir in runs.items():
         info = run_info(run_dir)
@@ -379,12 +320,7 @@ def face_summary(results: Mapping[str, Any]) -> list[dict[str, Any]]:
 
 
 def face_detector_rates(outputs: Mapping[str, Sequence[Any]]) -> dict[str, float | None]:
-    """Share of each run's translated photos on which the anime-face detector fires.
-
-    The same detector and settings as the evaluation's rates on test images
-    (:func:`cyclegan_lib.faces.detection_rate`); ``None`` when the anime
-    cascade is not configured.
-    """
+    """Share of each run's translated photos on which the anime-face detector fires."""
     try:
         cascade = paths.anime_cascade(search=True)
     except FileNotFoundError:
@@ -404,12 +340,8 @@ KID_TOLERANCE = 1.0
 
 def compare(a: float | None, b: float | None, higher_is_better: bool, tolerance: float
             ) -> str:
-    """``"better"``, ``"worse"`` or ``"about the same"`` for ``a`` against ``b``.
-
-    ``tolerance`` is the smallest difference worth a word; missing numbers
-    give ``"not measured"``.  Chapters build their sentences from this, so
-    the prose follows the numbers when the runs change.
-    """
+    """``"better"``, ``"worse"`` or ``"about the same"`` for ``a`` against ``b`` (differences
+    up to ``tolerance`` count as the same; a missing number gives ``"not measured"``)."""
     if a is None or b is None or (isinstance(a, float) and math.isnan(a)) or \
             (isinstance(b, float) and math.isnan(b)):
         return "not measured"
@@ -421,12 +353,7 @@ def compare(a: float | None, b: float | None, higher_is_better: bool, tolerance:
 
 def quality_comparison(a: Mapping[str, Any] | None, b: Mapping[str, Any] | None
                        ) -> tuple[str, str]:
-    """Compare two runs' human->anime quality: ``(word, detail)``.
-
-    KID x100 (A->B, lower is better) when both runs have it, else the rate at
-    which the anime-face detector fires on their translations of the test
-    selfies (higher is better).  ``word`` comes from :func:`compare`.
-    """
+    """Compare two runs' human->anime quality: ``(word, detail)``."""
     ka, kb = metric(a, "KIDx100 A->B"), metric(b, "KIDx100 A->B")
     if ka is not None and kb is not None:
         return compare(ka, kb, False, KID_TOLERANCE), f"KID x100 {fmt(ka)} vs {fmt(kb)}"
@@ -442,14 +369,8 @@ def paper_claims(metrics: Mapping[str, Mapping[str, Any]],
                  diversity_ratios: Mapping[str, float] | None = None) -> list[dict[str, str]]:
     """The paper's claims, one row each, with what this reproduction measured.
 
-    ``metrics``, ``infos`` (:func:`run_info`) and ``losses``
-    (:func:`loss_summary`) are keyed by preset (``naive``, ``stabilized``,
-    ``patch32``, ``blocks3``, ``blocks6``), as are the optional
-    ``diversity_ratios`` (:func:`cyclegan_lib.book.diversity_ratio`).  Quality is judged by
-    :func:`quality_comparison`; stability by the discriminators' balance
-    (:func:`d_balance_words`: 0.5-1.2 x chance) and by collapse (diversity
-    below 0.2 x the inputs').  Every verdict comes from these rules, never
-    from a sentence written in advance.
+    Inputs are keyed by preset.  Verdicts follow fixed rules (:func:`quality_comparison`,
+    D balance 0.5-1.2 x chance, collapse below 0.2 x the inputs' diversity), never prose.
     """
     reproduced = {"worse": "reproduced", "better": "not reproduced",
                   "about the same": "not reproduced (no clear difference)"}

@@ -62,11 +62,7 @@ def load_checkpoint_config(run_or_file: str | Path) -> dict:
 
 def load_generator(run_or_file: str | Path, direction: str = "AtoB",
                    device: str | torch.device = "cpu", ema: bool = True) -> ResnetGenerator:
-    """A run's generator (``AtoB``: human to anime) in eval mode, never unpickling code.
-
-    Where the run kept averaged weights (``ema_decay > 0``) those are returned unless
-    ``ema=False``; a published folder holds only the weights it shipped.
-    """
+    """A run's generator (``AtoB``: human to anime) in eval mode, never unpickling code."""
     if direction not in ("AtoB", "BtoA"):
         raise ValueError(f"direction must be AtoB or BtoA, not {direction!r}")
     key = "G_AB" if direction == "AtoB" else "G_BA"
@@ -126,11 +122,7 @@ def read_history(run_dir: str | Path) -> dict[str, list[float]]:
 def find_run(preset: str, profile: str, runs_dir: str | Path,
              pretrained_dir: str | Path | None = None) -> tuple[Path, TrainConfig | None]:
     """Where the run of ``preset`` at ``profile`` lives: ``(folder, None)`` when a published
-    folder or a complete run holds it, else ``(run directory, config to train)``.
-
-    ``pretrained_dir/preset`` wins when it was trained at this profile.  At the ``book``
-    profile the naive model stays at ``cpu`` length (:data:`~cyclegan_lib.config.SHORT_RUNS`).
-    """
+    folder or a complete run holds it, else ``(run directory, config to train)``."""
     profile = resolve_profile(profile)
     preset = RUN_ALIASES.get(preset, preset)
     profile = SHORT_RUNS.get(profile, {}).get(preset, profile)

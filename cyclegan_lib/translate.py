@@ -1,9 +1,7 @@
 """Translate image files with a trained generator: the "try your own photo" path.
 
-Used by ``cyclegan-anime translate``, by the qualitative chapter and by the
-upload widget (:func:`translate_upload`), so the book shows exactly what the
-command line does: find the largest face, crop a square framed like the
-training selfies, resize to the run's image size, translate.
+Shared by ``cyclegan-anime translate``, the qualitative chapter and the upload widget:
+find the largest face, crop a square framed like the training selfies, translate.
 """
 from __future__ import annotations
 
@@ -100,15 +98,7 @@ def translate_paths(checkpoint: str | Path, inputs: list[str | Path], out_dir: s
                     direction: str = "AtoB", size: int | None = None, crop_face: bool = False,
                     fallback: bool = True, device: str = "cpu", margin: float | None = None
                     ) -> list[Translation]:
-    """Translate every image in ``inputs`` (files, or folders searched recursively) into ``out_dir``.
-
-    For ``photo.jpg`` it writes ``photo_anime.png`` (``photo_human.png`` for
-    BtoA), and with ``crop_face`` also ``photo_crop.png`` (the network input)
-    and ``photo_pair.png`` (side by side); without it, the centre square of
-    each image is translated (never a squashed whole photo).  Subfolders of a folder input are
-    mirrored in ``out_dir``.  Unreadable files, and with ``fallback=False``
-    photos without a face, are reported in the result's ``note`` and skipped.
-    """
+    """Translate every image in ``inputs`` (files, or folders searched recursively) into ``out_dir``."""
     files = _expand(inputs)
     if not files:
         raise FileNotFoundError(f"no image files in {', '.join(str(i) for i in inputs)}")
@@ -154,13 +144,7 @@ def translate_paths(checkpoint: str | Path, inputs: list[str | Path], out_dir: s
 def translate_upload(checkpoint: str | Path, image_bytes: bytes, direction: str = "AtoB",
                      crop_face: bool = True, size: int | None = None, device: str = "cpu"
                      ) -> tuple[Image.Image, Image.Image, bool]:
-    """Translate an uploaded photo (the bytes of a FileUpload widget): ``(crop, anime, found)``.
-
-    ``crop`` is the network input (the face crop, or the centre square when no
-    face is found or ``crop_face`` is off), ``anime`` the translation and
-    ``found`` whether a face was detected.  Raises ``ValueError`` with a
-    one-line reason for bytes that are not an image.
-    """
+    """Translate an uploaded photo (the bytes of a FileUpload widget): ``(crop, anime, found)``."""
     if not image_bytes:
         raise ValueError("uploaded file is empty")
     generator, run_size = generator_for(checkpoint, direction, device), image_size(checkpoint)

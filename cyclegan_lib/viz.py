@@ -1,9 +1,6 @@
 """Figures for the book: image grids, training samples, loss curves, comparisons.
 
-Every figure a chapter shows comes from a function here, so all chapters share
-one look and the figures can be tested.  Images are ``[N, 3, H, W]`` tensors in
-[-1, 1] (the networks' range) or PIL images; grids are built with
-:func:`torchvision.utils.make_grid` and drawn with matplotlib without
+Images are ``[N, 3, H, W]`` tensors in [-1, 1] or PIL images, drawn without
 interpolation, so a 64-pixel output is shown as the 64 pixels it is.
 """
 from __future__ import annotations
@@ -56,12 +53,7 @@ def _pil_to_unit(image: Image.Image, size: int | None) -> torch.Tensor:
 def as_batch(images: "torch.Tensor | Sequence[torch.Tensor | Image.Image]",
              size: int | None = None, value_range: tuple[float, float] = (-1, 1)
              ) -> torch.Tensor:
-    """Any mix of PIL images and [-1, 1] tensors as one ``[N, 3, S, S]`` tensor in [0, 1].
-
-    Images of different sizes are resized to ``size`` (default: the largest),
-    bicubic for photos and nearest for network outputs, so small outputs keep
-    their real pixels.
-    """
+    """Any mix of PIL images and [-1, 1] tensors as one ``[N, 3, S, S]`` tensor in [0, 1]."""
     if isinstance(images, torch.Tensor):
         items: list = list(images) if images.dim() == 4 else [images]
     else:
@@ -99,12 +91,7 @@ def show_grid(images: "torch.Tensor | Sequence[torch.Tensor | Image.Image]", nro
               titles: Sequence[str] | None = None, row_titles: Sequence[str] | None = None,
               title: str | None = None, size: int | None = None, cell_inches: float = 1.2,
               ) -> Figure:
-    """Show images as a grid (``nrow`` per row) with optional column and row titles.
-
-    The grid is one :func:`make_grid` image drawn without interpolation; the
-    titles are placed at the cell centres, so the figure stays one image
-    (light in the HTML page) and labels line up with the cells.
-    """
+    """Show images as a grid (``nrow`` per row) with optional column and row titles."""
     batch = as_batch(images, size)
     n, _, h, w = batch.shape
     padding = 2
@@ -185,13 +172,7 @@ def sample_cells(run_dir: str | Path, step: int | None = None) -> torch.Tensor:
 
 def sample_grid_from_run(run_dir: str | Path, step: int | None = None, title: str | None = None,
                          cell_inches: float = 1.0) -> Figure:
-    """The trainer's sample grid at ``step`` (default: last), with its rows labelled.
-
-    Columns are four fixed test images; rows follow :data:`SAMPLE_ROWS`: a
-    human photo, its anime translation and its reconstruction, then the same
-    for an anime face.  A good model makes row 2 look anime and row 3 look
-    like row 1.
-    """
+    """The trainer's sample grid at ``step`` (default: last), with its rows labelled."""
     cells = sample_cells(run_dir, step)
     _, used = load_sample_grid(run_dir, step)
     rows, cols = cells.shape[:2]
@@ -204,11 +185,7 @@ def sample_grid_from_run(run_dir: str | Path, step: int | None = None, title: st
 
 def sample_timeline(run_dir: str | Path, row: int = 1, max_steps: int = 6,
                     title: str | None = None, cell_inches: float = 1.0) -> Figure:
-    """One row of the sample grids (default: G_AB(A)) at several steps, top to bottom.
-
-    Shows how a translation develops during training: collapse to one
-    colour, oscillation, or steady progress are easy to tell apart here.
-    """
+    """One row of the sample grids (default: G_AB(A)) at several steps, top to bottom."""
     steps = sample_steps(run_dir)
     if not steps:
         raise FileNotFoundError(f"no sample grids in {run_dir}")
@@ -238,11 +215,7 @@ def test_images(data_dir: str | Path, domain: str = "A", n: int = 6, size: int =
 @torch.no_grad()
 def generate(run_dir: str | Path, images: torch.Tensor, direction: str = "AtoB",
              device: str = "cpu") -> torch.Tensor:
-    """Translate a [-1, 1] batch with a run's generator; returns [-1, 1] on the CPU.
-
-    The input is resized (bilinear) to the run's ``image_size`` when it
-    differs, so runs of one profile can be compared on the same tensors.
-    """
+    """Translate a [-1, 1] batch with a run's generator; returns [-1, 1] on the CPU."""
     net = generator_for(run_dir, direction, device)
     size = image_size(run_dir)
     x = images.to(device)
@@ -255,11 +228,7 @@ def generate(run_dir: str | Path, images: torch.Tensor, direction: str = "AtoB",
 def translate_examples(runs: Mapping[str, str | Path], data_dir: str | Path, n: int = 6,
                        direction: str = "AtoB", device: str = "cpu", title: str | None = None,
                        cell_inches: float = 1.1) -> Figure:
-    """Test images (top row) and each run's translation of them (one row per run).
-
-    The same inputs for every run, at the runs' image size, so rows can be
-    compared cell by cell.
-    """
+    """Test images (top row) and each run's translation of them (one row per run)."""
     size = image_size(next(iter(runs.values())))
     dom = "A" if direction == "AtoB" else "B"
     x = test_images(data_dir, dom, n, size)
@@ -295,14 +264,7 @@ LOSS_PANELS = (
 def plot_losses(runs: Mapping[str, str | Path], smooth_window: int | None = None,
                 panels: Sequence[tuple[str, Sequence[str]]] = LOSS_PANELS,
                 title: str | None = None) -> Figure:
-    """Loss curves of one or more runs from their ``history.csv``, one panel per loss group.
-
-    Each run has its colour; direction A is a solid line, B dashed.  Curves are
-    smoothed with a trailing mean over ``smooth_window`` steps (default: 2% of
-    the run, at least 1) and the raw values are drawn faintly behind, so
-    spikes stay visible.  Note that NLL and LSGAN losses have different
-    scales: compare shapes across those runs, not heights.
-    """
+    """Loss curves of one or more runs from their ``history.csv``, one panel per loss group."""
     cols = 2
     rows = math.ceil(len(panels) / cols)
     fig, axes = plt.subplots(rows, cols, figsize=(10, 3.0 * rows), squeeze=False)
@@ -335,11 +297,7 @@ def plot_losses(runs: Mapping[str, str | Path], smooth_window: int | None = None
 
 def plot_value_histograms(images: Mapping[str, torch.Tensor], bins: int = 51,
                           title: str | None = None) -> Figure:
-    """Histograms of pixel values (all channels) of [-1, 1] image batches, overlaid.
-
-    Shows at a glance whether a generator can produce the full range of the
-    data: the naive generator's ReLU output stops at 0 (mid-grey).
-    """
+    """Histograms of pixel values (all channels) of [-1, 1] image batches, overlaid."""
     fig, ax = plt.subplots(figsize=(7, 3))
     edges = np.linspace(-1, 1, bins + 1)
     for label, x in images.items():
@@ -359,14 +317,7 @@ def plot_value_histograms(images: Mapping[str, torch.Tensor], bins: int = 51,
 
 def transform_steps(image_path: str | Path, load_size: int, crop_size: int, seed: int = 0,
                     flip: bool | None = None) -> Figure:
-    """The training transforms on one image, step by step, as the trainer applies them.
-
-    Original file -> bicubic resize to ``load_size`` (done once, cached) ->
-    random ``crop_size`` crop -> random horizontal flip -> scale to [-1, 1].
-    Crop offset and flip are drawn by :class:`cyclegan_lib.data.EpochPlan`
-    with ``seed`` (``flip`` forces the flip so the step is visible).  The last
-    panel is the histogram of the normalised values.
-    """
+    """The training transforms on one image, step by step, as the trainer applies them."""
     original, _ = open_rgb(image_path)
     resized = original.resize((load_size, load_size), Image.BICUBIC)
     plan = EpochPlan.draw(1, 1, 1, load_size, crop_size, seed, 0)
@@ -410,14 +361,7 @@ def _face_input(path: str, mtime: int) -> tuple[Image.Image, bool]:
 
 
 def face_inputs(photos: Sequence[str | Path]) -> list[tuple[Image.Image, bool]]:
-    """Each photo's network input and whether a face was found, as the CLI computes them.
-
-    Uses :func:`cyclegan_lib.translate.open_photo` (EXIF rotation) and
-    :func:`cyclegan_lib.translate.face_crop_or_square` (largest OpenCV face,
-    square crop framed like the training selfies; the centre square when no
-    face is found), i.e. exactly ``cyclegan-anime translate --crop-face``.
-    Results are cached per file, so several figures of one photo detect once.
-    """
+    """Each photo's network input and whether a face was found, as the CLI computes them."""
     return [_face_input(str(Path(p).resolve()), Path(p).stat().st_mtime_ns) for p in photos]
 
 
@@ -434,11 +378,7 @@ class FaceTranslations:
 
 def translate_faces(photos: Sequence[str | Path], runs: Mapping[str, str | Path],
                     device: str = "cpu") -> FaceTranslations:
-    """Face-crop every photo and translate it (human -> anime) with every run.
-
-    Each output is :func:`cyclegan_lib.translate.translate_image` of the crop
-    at the run's image size: what the command line would write.
-    """
+    """Face-crop every photo and translate it (human -> anime) with every run."""
     size = image_size(next(iter(runs.values())))
     pairs = face_inputs(photos)
     crops = [c for c, _ in pairs]
@@ -452,14 +392,7 @@ def translate_faces(photos: Sequence[str | Path], runs: Mapping[str, str | Path]
 def face_comparison(faces: FaceTranslations, title: str | None = None,
                     labels: Sequence[str] | None = None, photos_per_row: int = 1,
                     cell_inches: float = 1.1) -> Figure:
-    """Face crops (as the network sees them), each followed by every run's output.
-
-    One photo per figure row, or ``photos_per_row`` photos side by side (the
-    consistency test puts a person's two photos in one row).  The crop is
-    shown resized to the network's input size (bicubic, like the translate
-    command), so inputs and outputs have the same resolution.  Photos whose
-    face the detector missed are marked "no face: centre crop".
-    """
+    """Face crops (as the network sees them), each followed by every run's output."""
     size = faces.size
     runs = list(faces.outputs)
     cells: list[Image.Image] = []

@@ -122,7 +122,7 @@ def test_inception_weights_with_pickled_objects_are_refused(tmp_path: Path) -> N
     bad = tmp_path / "evil.pth"
     torch.save({"conv.weight": torch.zeros(1), "x": Payload()}, bad)
     with pytest.raises(CheckpointError, match="refused"):
-        ev._check_weights(str(bad))
+        ev.check_inception_weights(str(bad))
 
 
 def test_evaluate_run_on_a_smoke_run(smoke_run: Path, data_root: Path, anime_cascade: Path,
