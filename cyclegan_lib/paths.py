@@ -11,9 +11,7 @@ from .errors import DataError
 
 __all__ = ["env_path", "find_repo_root", "data_dir", "runs_dir", "faces_dir", "anime_cascade",
            "anime_cascade_candidates", "inception_weights_setting", "cache_dir", "forced_profile",
-           "pretrained_dir", "data_url", "set_default", "DATA_URL_VARIABLE"]
-
-DATA_URL_VARIABLE = "CYCLEGAN_DATA_URL"  # Colab: an archive of selfie2anime to fetch
+           "data_url", "set_default"]
 
 
 def env_path(name: str) -> Path | None:
@@ -43,11 +41,6 @@ def data_dir(given: str | Path | None = None, search: bool = False) -> Path:
 def runs_dir(given: str | Path | None = None) -> Path:
     """``given``, else ``$CYCLEGAN_RUNS``, else ``<repo>/runs``."""
     return Path(given) if given else env_path("CYCLEGAN_RUNS") or find_repo_root() / "runs"
-
-
-def pretrained_dir() -> Path:
-    """The published models shipped with the repository: ``<repo>/pretrained``."""
-    return find_repo_root() / "pretrained"
 
 
 def faces_dir(data: Path) -> Path:
@@ -95,7 +88,7 @@ def forced_profile() -> str | None:
 
 def data_url() -> str | None:
     """``$CYCLEGAN_DATA_URL``: an archive of selfie2anime for :func:`~.book.colab_setup`."""
-    return os.environ.get(DATA_URL_VARIABLE) or None
+    return os.environ.get("CYCLEGAN_DATA_URL") or None
 
 
 def set_default(name: str, value: str | Path) -> None:
