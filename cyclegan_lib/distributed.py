@@ -210,10 +210,11 @@ class OneLineErrors(ErrorHandler):
             message = f"rank {self.env.rank} failed: {line}"
             print(f"cyclegan-anime train: error: {message}", file=sys.stderr, flush=True)
         error_file = os.environ.get("TORCHELASTIC_ERROR_FILE")
-        if error_file:
+        if error_file:  # torchrun shows "py_callstack" as the failure's traceback
             extra = {"py_callstack": message, "timestamp": str(int(time.time()))}
-            Path(error_file).write_text(json.dumps({"message": {"message": message,
-                                                                "extraInfo": extra}}))
+            with contextlib.suppress(OSError):
+                Path(error_file).write_text(json.dumps({"message": {"message": message,
+                                                                    "extraInfo": extra}}))
 
 
 def _device_for(cfg: TrainConfig, env: DistEnv) -> TrainConfig:
