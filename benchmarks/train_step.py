@@ -56,6 +56,9 @@ from cyclegan_lib.data import (DomainImages, EpochPlan, ScanReport, UnpairedData
                                load_unpaired, make_batch)
 from cyclegan_lib.trainer import Trainer, resolve_device  # noqa: E402
 
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+from reference_step import reference_optimize  # noqa: E402  the official step, the tests' oracle
+
 # Dense bf16 tensor-core peaks (TFLOP/s, no sparsity) for the fraction-of-peak figure.
 PEAK_BF16_TFLOPS = {"H100 SXM": 989.4, "H100 NVL": 835.0, "H100 PCIe": 756.0, "H100": 989.4,
                     "H200": 989.4, "GH200": 989.4, "A100": 312.0, "L40S": 362.0, "L4": 121.0,
@@ -81,7 +84,7 @@ def peak_tflops(device: torch.device, given: float | None) -> float | None:
 def make_cfg(args, mode: str):
     return make_config("stabilized", "cpu", image_size=args.size, ngf=args.ngf, ndf=args.ngf,
                        n_blocks=args.blocks, batch_size=args.batch, device=args.device,
-                       fast=mode not in ("reference", "cache"), compile=mode == "fast_compile",
+                       fast=mode not in ("reference", "cache", "batched"), compile=mode == "fast_compile",
                        amp="off" if mode in FP32_MODES else "auto",
                        log_every=args.log_every)
 
@@ -119,15 +122,12 @@ def child(args) -> dict:
     tmp = tempfile.TemporaryDirectory()
     trainer = Trainer(cfg, Path(tmp.name) / "none", Path(tmp.name) / "run", progress=False,
                       data=data)
-    if mode == "batched":
-        for opt in (trainer.opt_G, trainer.opt_D):
-            for group in opt.param_groups:
-                group["fused"] = False
-    if mode == "fast_channels_last" and not trainer.channels_last:
-        trainer.channels_last = True
-        trainer.nets.to(memory_format=torch.channels_last)
-    for net in (*trainer.nets.generators, *trainer.nets.discriminators):
-        net.train()
+    if mode in ("reference", "cache"):
+        trainer.train_step = lambda a, b: reference_optimize(trainer.model, a, b)
+    if mode == "fast_channels_last" and not trainer.model.channels_last:
+        trainer.model.channels_last = True
+        trainer.model.to(memory_format=torch.channels_last)
+    trainer.model.train()
 
     bs, size = cfg.batch_size, cfg.image_size
     total = (args.warmup + args.repeats * args.steps + 1) * bs
@@ -141,7 +141,7 @@ def child(args) -> dict:
             a, b = loader.next()
             a, b = a.to(device), b.to(device)
         else:
-            a, b = make_batch(data, plan, step_no * bs, bs, size, device, trainer.channels_last)
+            a, b = make_batch(data, plan, step_no * bs, bs, size, device, trainer.model.channels_last)
         step_no += 1
         return a, b
 
@@ -186,9 +186,9 @@ def child(args) -> dict:
            "seconds_per_iteration": round(sorted(seconds)[len(seconds) // 2] / args.steps, 4),
            "first_step_s": round(first_step, 2), "data_setup_s": round(data_seconds, 2),
            "memory": peak_memory(device),
-           "trainer": {"batched": trainer.batched, "channels_last": trainer.channels_last,
-                       "bf16_autocast": trainer.use_amp, "compile": cfg.compile,
-                       "adam_fused": bool(trainer.opt_G.param_groups[0].get("fused"))}}
+           "trainer": {"batched": mode not in ("reference", "cache"), "channels_last": trainer.model.channels_last,
+                       "bf16_autocast": trainer.model.use_amp, "compile": cfg.compile,
+                       "adam_fused": bool(trainer.model.opt_G.param_groups[0].get("fused"))}}
     if args.flops and mode in ("reference", "fast", "fast_fp32"):
         out["flops_per_iteration"] = count_flops(trainer, *next_batch())
     tmp.cleanup()

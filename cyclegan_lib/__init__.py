@@ -1,8 +1,8 @@
 """cyclegan_lib: the library behind the book *CycleGAN for human-to-anime faces*.
 
-The flow: ``config`` (preset x profile) -> ``data`` (decoded-once tensors) ->
-``trainer`` (run directory with checkpoints and history) -> ``evaluate`` /
-``viz`` / ``widgets`` -> chapters.
+The flow (DESIGN.md): ``config`` -> ``data`` -> ``cyclegan`` (the model and its step),
+driven by ``trainer`` into a run directory -> ``runs`` -> ``evaluate`` / ``viz`` /
+``widgets`` / ``report`` -> ``book`` and the chapters.
 """
 from .config import PRESETS, PROFILES, ConfigError, TrainConfig, make_config
 

@@ -1,38 +1,42 @@
 """Chapter plumbing: set-up, runs, data scans, metrics, photos and showing Markdown.
 
-Every chapter (``notebooks/NN_*.ipynb``) starts the same way::
-
-    ctx = chapter_setup(profile=profile, data_dir=data_dir, runs_dir=runs_dir,
-                        seed=seed, device=device)
-    runs = ensure_runs(ctx, ["naive", "stabilized"])
-
-so the notebooks stay thin: they hold prose, a few calls and figures, and all
-logic lives here, in :mod:`cyclegan_lib.report` (the tables, sentences and
-verdicts computed from the runs' numbers), in :mod:`cyclegan_lib.viz` and in
-:mod:`cyclegan_lib.widgets`, where it is tested.
-
-Book contract (shared with the book-infrastructure code, see ``book/CONTRACT.md``):
-the parameters cell of every notebook holds ``profile``, ``data_dir``,
-``runs_dir``, ``seed`` and ``device``; :func:`chapter_setup` applies the
-environment overrides (``CYCLEGAN_PROFILE`` forces the profile, so CI can run
-every chapter at ``smoke``; ``CYCLEGAN_DATA``, ``CYCLEGAN_RUNS``,
-``CYCLEGAN_FACES``, ``CYCLEGAN_ANIME_CASCADE`` and
-``CYCLEGAN_INCEPTION_WEIGHTS`` are defaults for what the parameters leave
-``None``).
+Every chapter starts with ``ctx = chapter_setup(profile=..., data_dir=..., runs_dir=...,
+seed=..., device=...)`` (the notebook's parameters cell) and ``ensure_runs(ctx, presets)``,
+so the notebooks hold prose, a few calls and figures; the logic lives here, in
+:mod:`.report`, :mod:`.viz` and :mod:`.widgets`, where it is tested.
 """
 from __future__ import annotations
 
+import contextlib
 import csv
-import os
+import io
 import sys
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
+from urllib.request import urlretrieve
 
+import matplotlib
+import torch
+from IPython import get_ipython
+from IPython.display import display
+from markdown_it import MarkdownIt
+from PIL import Image
+from torchvision.datasets.utils import download_and_extract_archive
+
+from . import paths
+from .config import PROFILES, TrainConfig, make_config, resolve_profile
+from .cyclegan import resolve_device
+from .data import IMAGE_EXTENSIONS, load_domain
+from .errors import ConfigError, DataError
+from .evaluate import load_or_evaluate, metrics_table, resolve_inception_weights
 from .report import diversity
+from .trainer import ensure_run as train_or_find_run
+from .viz import generate, test_images
 
 __all__ = [
-    "ChapterContext", "chapter_setup", "colab_setup", "on_colab", "find_repo_root",
+    "ChapterContext", "chapter_setup", "colab_setup", "on_colab",
     "ensure_run", "ensure_runs", "profile_config", "markdown_to_html", "show_markdown",
     "scan_overview", "folder_overview", "describe_budget", "diversity_ratio",
     "inception_weights", "run_metrics", "show_metrics", "face_photos", "consistency_pairs",
@@ -52,12 +56,7 @@ SELFIE2ANIME_HELP = (
 
 @dataclass
 class ChapterContext:
-    """Where a chapter reads data and runs from, at which profile, on which device.
-
-    ``device`` is resolved (``"cpu"`` or ``"cuda"``) for inference; training
-    gets the same string, so a chapter never trains on one device and
-    translates on another.
-    """
+    """Where a chapter reads data and runs from, at which profile, on which device."""
 
     profile: str
     data_dir: Path
@@ -81,78 +80,37 @@ def on_colab() -> bool:
     return "google.colab" in sys.modules
 
 
-def find_repo_root(start: str | Path | None = None) -> Path:
-    """The nearest folder at or above ``start`` (default: cwd) holding ``_toc.yml``, else cwd.
-
-    Chapters run from ``notebooks/`` (sources) or ``book/chapters/`` (published
-    copies); both find the same ``runs/`` folder this way.
-    """
-    here = Path(start or Path.cwd()).resolve()
-    for folder in (here, *here.parents):
-        if (folder / "_toc.yml").is_file():
-            return folder
-    return here
-
-
-def _env_path(name: str) -> Path | None:
-    value = os.environ.get(name)
-    return Path(value).expanduser() if value else None
-
-
 def chapter_setup(profile: str = "cpu", data_dir: str | Path | None = None,
                   runs_dir: str | Path | None = None, seed: int = 0, device: str = "auto",
                   quiet: bool = False) -> ChapterContext:
-    """Resolve a chapter's parameters against the environment, seed, and print one line.
+    """Resolve a chapter's parameters against the environment (:mod:`.paths`), seed, print one line.
 
-    Precedence: ``CYCLEGAN_PROFILE`` *forces* the profile (CI sets ``smoke`` to
-    run every chapter in seconds); for paths a parameter wins, then the
-    environment (``CYCLEGAN_DATA``, ``CYCLEGAN_RUNS``, ``CYCLEGAN_FACES``), then
-    the defaults next to the repository (``<repo>/runs``,
-    ``<repo>/../shared/data/selfie2anime``, ``<data>/../faces``).  The
-    anime-face cascade and Inception weights come from ``CYCLEGAN_ANIME_CASCADE``
-    and ``CYCLEGAN_INCEPTION_WEIGHTS`` (the cascade is also looked for in
-    ``<repo>/../shared/models``) and are exported again, so the evaluation code
-    finds what the chapter found.  At the ``smoke`` profile torch uses one
-    thread: the tensors are tiny and extra threads only wait on each other.
+    ``CYCLEGAN_PROFILE`` *forces* the profile (CI runs every chapter at ``smoke``); for
+    paths a parameter wins, then the environment, then the folders next to the repository.
     """
-    import torch
-
-    from .config import PROFILES, ConfigError, resolve_profile
-    from .trainer import resolve_device
-
-    profile = resolve_profile(os.environ.get("CYCLEGAN_PROFILE") or profile)
+    profile = resolve_profile(paths.forced_profile() or profile)
     if profile not in PROFILES:
         raise ConfigError(f"unknown profile {profile!r} (choose from {', '.join(PROFILES)}, auto)")
-    root = find_repo_root()
-    shared = root.parent / "shared"
-    data = Path(data_dir) if data_dir else _env_path("CYCLEGAN_DATA")
-    if data is None:
-        for candidate in (shared / "data" / "selfie2anime", Path("/content/selfie2anime")):
-            if candidate.is_dir():
-                data = candidate
-                break
+    try:
+        data = paths.data_dir(data_dir, search=True)
+    except DataError:
+        data = None
     if data is None or not data.is_dir():
         raise FileNotFoundError(f"data folder not found ({data}). {SELFIE2ANIME_HELP}")
-    runs = Path(runs_dir) if runs_dir else (_env_path("CYCLEGAN_RUNS") or root / "runs")
-    faces = _env_path("CYCLEGAN_FACES") or data.parent / "faces"
-    cascade = _env_path("CYCLEGAN_ANIME_CASCADE")
-    if cascade is None:
-        for candidate in (shared / "models" / "lbpcascade_animeface.xml",
-                          Path.home() / ".cache" / "cyclegan_lib" / "lbpcascade_animeface.xml"):
-            if candidate.is_file():
-                cascade = candidate
-                break
-    if cascade is not None:
-        os.environ["CYCLEGAN_ANIME_CASCADE"] = str(cascade)
-    inception = _env_path("CYCLEGAN_INCEPTION_WEIGHTS")
+    try:
+        cascade: Path | None = paths.anime_cascade(search=True)
+    except FileNotFoundError:
+        cascade = None
     dev = str(resolve_device(device).type)
     if profile == "smoke":
         torch.set_num_threads(1)
     torch.manual_seed(seed)
     _figure_style()
-    ctx = ChapterContext(profile=profile, data_dir=data.resolve(), runs_dir=runs.resolve(),
-                         faces_dir=faces.resolve(), device=dev, seed=int(seed), repo_root=root,
-                         anime_cascade=cascade, inception_weights=inception,
+    ctx = ChapterContext(profile=profile, data_dir=data.resolve(),
+                         runs_dir=paths.runs_dir(runs_dir).resolve(),
+                         faces_dir=paths.faces_dir(data).resolve(), device=dev, seed=int(seed),
+                         repo_root=paths.find_repo_root(), anime_cascade=cascade,
+                         inception_weights=paths.env_path("CYCLEGAN_INCEPTION_WEIGHTS"),
                          on_colab=on_colab())
     if not quiet:
         print(ctx.describe())
@@ -161,8 +119,6 @@ def chapter_setup(profile: str = "cpu", data_dir: str | Path | None = None,
 
 def _figure_style() -> None:
     """One look for every figure of the book (sizes readable in the HTML page)."""
-    import matplotlib
-
     matplotlib.rcParams.update({
         "figure.dpi": 100, "savefig.dpi": 100, "font.size": 10, "axes.titlesize": 10,
         "axes.spines.top": False, "axes.spines.right": False, "legend.frameon": False,
@@ -170,37 +126,26 @@ def _figure_style() -> None:
 
 
 def colab_setup(data_url: str | None = None, target: str | Path = "/content") -> Path | None:
-    """On Colab: fetch the anime-face cascade and (if ``data_url`` is given) selfie2anime.
-
-    A no-op returning ``None`` outside Colab.  The chapters' first code cell
-    installs the library and calls this; ``data_url`` (or ``CYCLEGAN_DATA_URL``)
-    may point at a zip/tar of selfie2anime, which is unpacked under
-    ``target``.  Without one, the reader is told in one message where to get
-    the data.  Returns the data folder it set in ``CYCLEGAN_DATA``.
-    """
+    """On Colab: fetch the anime-face cascade and (if ``data_url`` is given) selfie2anime."""
     if not on_colab():
         return None
-    from urllib.request import urlretrieve
-
     cache = Path.home() / ".cache" / "cyclegan_lib"
     cache.mkdir(parents=True, exist_ok=True)
     cascade = cache / "lbpcascade_animeface.xml"
     if not cascade.is_file():
         urlretrieve(ANIME_CASCADE_URL, cascade)
-    os.environ.setdefault("CYCLEGAN_ANIME_CASCADE", str(cascade))
+    paths.set_default("CYCLEGAN_ANIME_CASCADE", cascade)
     target = Path(target)
     data = target / "selfie2anime"
-    data_url = data_url or os.environ.get("CYCLEGAN_DATA_URL")
+    data_url = data_url or paths.data_url()
     if not (data / "trainA").is_dir() and data_url:
-        from torchvision.datasets.utils import download_and_extract_archive
-
         download_and_extract_archive(data_url, download_root=str(target),
                                      extract_root=str(data))
         inner = [p for p in data.rglob("trainA") if p.is_dir()]
         if inner and inner[0].parent != data:
             data = inner[0].parent
     if (data / "trainA").is_dir():
-        os.environ.setdefault("CYCLEGAN_DATA", str(data))
+        paths.set_default("CYCLEGAN_DATA", data)
         return data
     print(SELFIE2ANIME_HELP)
     return None
@@ -209,15 +154,9 @@ def colab_setup(data_url: str | None = None, target: str | Path = "/content") ->
 # -- runs ----------------------------------------------------------------------------------
 
 def ensure_run(ctx: ChapterContext, preset: str) -> Path:
-    """The run of ``preset`` at the chapter's profile, trained first if it is missing.
-
-    A complete run (from an earlier chapter, the background job or a GPU) is
-    reused untouched; a half-finished one is resumed; otherwise it is trained
-    here, so every chapter also runs alone.
-    """
-    from .trainer import ensure_run as _ensure_run
-
-    return _ensure_run(preset, ctx.profile, ctx.data_dir, ctx.runs_dir, seed=ctx.seed,
+    """The run of ``preset`` at the chapter's profile: the published ``pretrained/<preset>``
+    when it matches the profile, a complete run as it is, else trained or resumed here."""
+    return train_or_find_run(preset, ctx.profile, ctx.data_dir, ctx.runs_dir, seed=ctx.seed,
                        device=ctx.device, progress=False,
                        pretrained_dir=ctx.repo_root / "pretrained")
 
@@ -227,17 +166,13 @@ def ensure_runs(ctx: ChapterContext, presets: Sequence[str]) -> dict[str, Path]:
     return {preset: ensure_run(ctx, preset) for preset in presets}
 
 
-def profile_config(ctx: ChapterContext, preset: str = "stabilized") -> "Any":
+def profile_config(ctx: ChapterContext, preset: str = "stabilized") -> TrainConfig:
     """The :class:`~cyclegan_lib.config.TrainConfig` of ``preset`` at the chapter's profile."""
-    from .config import make_config
-
     return make_config(preset, ctx.profile)
 
 
 def diversity_ratio(ctx: ChapterContext, run_dir: str | Path, n: int = 16) -> float:
     """Output diversity of a run's G_AB on ``n`` test selfies, relative to the inputs'."""
-    from .viz import generate, test_images
-
     x = test_images(ctx.data_dir, "A", n=n, size=profile_config(ctx).image_size)
     return diversity(generate(run_dir, x, device=ctx.device)) / diversity(x)
 
@@ -245,35 +180,18 @@ def diversity_ratio(ctx: ChapterContext, run_dir: str | Path, n: int = 16) -> fl
 # -- display -------------------------------------------------------------------------------
 
 def markdown_to_html(text: str) -> str | None:
-    """Markdown (with tables) as HTML, or None when markdown-it-py is not installed."""
-    try:
-        from markdown_it import MarkdownIt
-    except ImportError:  # pragma: no cover - installed with the book extras
-        return None
+    """Markdown (with tables) as HTML."""
     return MarkdownIt("commonmark").enable("table").render(text)
 
 
 def show_markdown(text: str) -> None:
-    """Display Markdown in a notebook (print it elsewhere).
-
-    The output carries both ``text/markdown`` and an HTML rendering: the book's
-    HTML builder prefers HTML, and plain CommonMark (its default for Markdown
-    outputs) has no tables.
-    """
-    try:
-        from IPython import get_ipython
-        from IPython.display import display
-    except ImportError:  # pragma: no cover - IPython ships with the book extras
-        print(text)
-        return
+    """Display Markdown in a notebook (print it elsewhere), with an HTML copy: the book's
+    HTML builder prefers HTML, and its CommonMark has no tables."""
     if get_ipython() is None:
         print(text)
         return
-    bundle = {"text/markdown": text, "text/plain": text}
-    html = markdown_to_html(text)
-    if html is not None:
-        bundle["text/html"] = html
-    display(bundle, raw=True)
+    display({"text/markdown": text, "text/plain": text, "text/html": markdown_to_html(text)},
+            raw=True)
 
 
 # -- data ----------------------------------------------------------------------------------
@@ -281,18 +199,7 @@ def show_markdown(text: str) -> None:
 def scan_overview(ctx: ChapterContext, splits: Iterable[str] = ("trainA", "trainB", "testA",
                                                                  "testB")
                   ) -> tuple[list[dict[str, Any]], str]:
-    """Scan the data folders exactly as training does at the chapter's profile.
-
-    Returns one row per folder (files, used, converted, skipped) and the full
-    text report (one line per converted or skipped file, with the reason).  It
-    uses the same :func:`cyclegan_lib.data.load_domain` call as the trainer
-    (same load size, same ``max_images``), so what the chapter reports is
-    what the models were trained on; the decode cache makes it cheap after
-    the first run.
-    """
-    from .config import make_config
-    from .data import load_domain
-
+    """Scan the data folders exactly as training does at the chapter's profile."""
     cfg = make_config("stabilized", ctx.profile)
     rows, texts = [], []
     for split in splits:
@@ -311,15 +218,7 @@ def scan_overview(ctx: ChapterContext, splits: Iterable[str] = ("trainA", "train
 
 
 def folder_overview(folder: str | Path) -> dict[str, Any]:
-    """File count, real formats and pixel sizes of a folder, from the image headers only.
-
-    Cheap (no pixel decoding), and it shows what a file name hides: the
-    original selfie2anime anime files were PNG data behind ``.jpg`` names.
-    """
-    from collections import Counter
-
-    from PIL import Image
-
+    """File count, real formats and pixel sizes of a folder, from the image headers only."""
     folder = Path(folder)
     formats: Counter[str] = Counter()
     sizes: Counter[tuple[int, int]] = Counter()
@@ -348,8 +247,6 @@ def folder_overview(folder: str | Path) -> dict[str, Any]:
 
 def describe_budget(ctx: ChapterContext) -> str:
     """This profile's training budget against the paper's settings on the same data."""
-    from .config import make_config
-
     here, full = make_config("stabilized", ctx.profile), make_config("stabilized", "full")
     epoch = max(sum(1 for p in (ctx.data_dir / d).iterdir() if p.is_file())
                 for d in ("trainA", "trainB"))
@@ -374,20 +271,9 @@ _WEIGHTS: dict[str, tuple[str | None, str | None]] = {}
 
 
 def inception_weights(ctx: ChapterContext) -> tuple[str | None, str | None]:
-    """``(weights file, None)`` or ``(None, why not)`` for KID/FID, resolved once per kernel.
-
-    :func:`cyclegan_lib.evaluate.resolve_inception_weights` looks at
-    ``CYCLEGAN_INCEPTION_WEIGHTS``, torch's cache, and then tries to download the
-    file.  Doing that once, quietly, keeps download chatter out of every
-    metrics cell; the metrics table says in one line when KID/FID are missing.
-    """
-    import contextlib
-    import io
-
+    """``(weights file, None)`` or ``(None, why not)`` for KID/FID, resolved once per kernel."""
     key = str(ctx.inception_weights)
     if key not in _WEIGHTS:
-        from .evaluate import resolve_inception_weights
-
         chatter = io.StringIO()
         with contextlib.redirect_stderr(chatter), contextlib.redirect_stdout(chatter):
             _WEIGHTS[key] = resolve_inception_weights(ctx.inception_weights, download=True)
@@ -395,19 +281,7 @@ def inception_weights(ctx: ChapterContext) -> tuple[str | None, str | None]:
 
 
 def run_metrics(ctx: ChapterContext, runs: Mapping[str, str | Path]) -> dict[str, dict[str, Any]]:
-    """Metrics of each run, ``{label: metrics}``, computed once and cached in ``RUN/metrics.json``.
-
-    Calls :func:`cyclegan_lib.evaluate.load_or_evaluate` (detector rates, cycle
-    and identity errors, KID/FID when the Inception weights are available) and
-    reads the cache on later calls.  At the ``smoke`` profile only
-    :data:`SMOKE_EVAL_IMAGES` test images per domain are used.  The one-line
-    "KID/FID skipped" notice is left to the table (other messages pass through).
-    """
-    import contextlib
-    import io
-
-    from .evaluate import load_or_evaluate
-
+    """Metrics of each run, ``{label: metrics}``, computed once and cached in ``RUN/metrics.json``."""
     weights, _ = inception_weights(ctx)
     cap = SMOKE_EVAL_IMAGES if ctx.profile == "smoke" else None
     out = {}
@@ -416,7 +290,7 @@ def run_metrics(ctx: ChapterContext, runs: Mapping[str, str | Path]) -> dict[str
         with contextlib.redirect_stderr(err):
             out[label] = dict(load_or_evaluate(Path(run_dir), ctx.data_dir, device=ctx.device,
                                                max_images=cap, inception_weights=weights,
-                                               download=False))
+                                               anime_cascade=ctx.anime_cascade, download=False))
         rest = [line for line in err.getvalue().splitlines()
                 if line.strip() and not line.startswith("KID/FID skipped")]
         if rest:
@@ -427,8 +301,6 @@ def run_metrics(ctx: ChapterContext, runs: Mapping[str, str | Path]) -> dict[str
 def show_metrics(ctx: ChapterContext, runs: Mapping[str, str | Path],
                  columns: Sequence[str] | None = None) -> dict[str, dict[str, Any]]:
     """Compute (or load) the runs' metrics and display them as one table; returns them."""
-    from .evaluate import metrics_table
-
     metrics = run_metrics(ctx, runs)
     show_markdown(metrics_table(list(metrics.values()), names=list(metrics), columns=columns))
     return metrics
@@ -438,8 +310,6 @@ def show_metrics(ctx: ChapterContext, runs: Mapping[str, str | Path],
 
 def face_photos(ctx: ChapterContext, category: str) -> list[Path]:
     """The photos of one qualitative test (``expressive``, ``angled``...), sorted by name."""
-    from .data import IMAGE_EXTENSIONS
-
     folder = ctx.faces_dir / category
     if not folder.is_dir():
         return []
@@ -464,11 +334,7 @@ def read_manifest(ctx: ChapterContext) -> list[dict[str, str]]:
 
 
 def photo_labels(ctx: ChapterContext, photos: Sequence[Path]) -> list[str]:
-    """Row labels for photos: the file stem, marked "(synthetic)" where the manifest says so.
-
-    Two of the dark photos were darkened artificially; a reader must not take
-    them for real low-light photos.
-    """
+    """Row labels for photos: the file stem, marked "(synthetic)" where the manifest says so."""
     manifest = {row["file"]: row for row in read_manifest(ctx)}
     labels = []
     for p in photos:

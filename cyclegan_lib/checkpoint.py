@@ -1,9 +1,8 @@
 """Checkpoints: atomic writes, weights-only loading, exact RNG state capture.
 
 A checkpoint is a plain dict of tensors, numbers, strings, lists and dicts, so
-``torch.load(weights_only=True)`` can read it: loading a file from the
-internet never runs code.  Writes go to a temporary file that is fsynced and
-renamed over the target, so a crash mid-write leaves the previous one intact.
+``torch.load(weights_only=True)`` reads it without running code; a write goes to
+a fsynced temporary file renamed over the target, so a crash leaves the old one.
 """
 from __future__ import annotations
 
@@ -18,16 +17,16 @@ from typing import Any
 import numpy as np
 import torch
 
+from .errors import CheckpointError
+
 __all__ = [
-    "CheckpointError", "atomic_save", "safe_load", "capture_rng", "restore_rng",
+    "CHECKPOINT_FORMAT", "CheckpointError", "atomic_save", "safe_load", "capture_rng", "restore_rng",
     "list_checkpoints", "latest_checkpoint", "prune_checkpoints", "checkpoint_name",
 ]
 
 _NAME = re.compile(r"^step_(\d{8})\.pt$")
-
-
-class CheckpointError(RuntimeError):
-    """A checkpoint is missing, damaged or not safe to load."""
+# Keys: format, config, step, models, optimizers, buffers, rng, history, train_seconds[, ema].
+CHECKPOINT_FORMAT = "cyclegan_lib/1"
 
 
 def atomic_save(obj: Any, path: str | Path) -> Path:

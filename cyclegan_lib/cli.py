@@ -1,14 +1,21 @@
 """The ``cyclegan-anime`` command line: train, translate, evaluate, presets.
 
-Every user mistake (unknown preset, missing folder, bad number, unsafe
-checkpoint) ends in one line on stderr and exit status 2, never a traceback.
+Every user mistake (a :class:`~cyclegan_lib.errors.UserError` or an ``OSError``) ends in
+one line on stderr and exit status 2.  The only module that imports inside functions:
+torch is imported after the options are checked, so a typo fails at once.
 """
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import json
 import os
 import sys
 from pathlib import Path
+
+from . import paths
+from .config import PRESETS, describe_presets, make_config, parse_override
+from .errors import DataError, UserError
 
 __all__ = ["main", "build_parser"]
 
@@ -52,8 +59,6 @@ class _Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from .config import PRESETS
-
     parser = _Parser(prog="cyclegan-anime",
                      description="CycleGAN for human-to-anime faces (the book's library).")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
@@ -109,10 +114,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
-    import dataclasses
-
-    from .config import make_config, parse_override
-
     # Options are checked before torch is even imported: a typo fails in a fraction of a second.
     overrides = dict(parse_override(text) for text in args.set)
     flags = dict(seed=args.seed, max_steps=args.max_steps, save_every=args.save_every,
@@ -123,14 +124,14 @@ def _cmd_train(args: argparse.Namespace) -> int:
     cleared = {k: None for k, v in overrides.items() if v is None}
     if cleared:
         cfg = dataclasses.replace(cfg, **cleared).validate()
-    from .data import DataError, default_data_dir
+    from .cyclegan import resolve_device  # torch, only now that the options are valid
     from .distributed import launcher_env, main_train
-    from .trainer import resolve_device, train
+    from .trainer import train
 
     env = launcher_env()  # under torchrun: this process's rank (WORLD_SIZE alone is an error)
 
     resolve_device(cfg.device)  # fail on a bad device before loading any data
-    data = Path(args.data) if args.data else default_data_dir()
+    data = paths.data_dir(args.data)
     if not data.is_dir():
         raise DataError(f"data folder not found: {data}")
     if env is not None and env.world_size > 1:
@@ -161,12 +162,9 @@ def _cmd_translate(args: argparse.Namespace) -> int:
 
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:
-    import json
-
-    from .data import default_data_dir
     from .evaluate import evaluate_run
 
-    data = Path(args.data) if args.data else default_data_dir()
+    data = paths.data_dir(args.data)
     metrics = evaluate_run(args.checkpoint, data, device=args.device, kid=not args.no_kid,
                            max_images=args.max_images, anime_cascade=args.anime_cascade,
                            inception_weights=args.inception_weights)
@@ -180,33 +178,16 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
-def _user_errors() -> tuple[type[BaseException], ...]:
-    """The exception types that mean a user mistake, shown as one line.
-
-    Taken from the modules already imported (evaluated when an exception is being
-    matched): a module that was never imported cannot have raised its error, and
-    importing torch just to name an exception would make every typo slow.
-    """
-    names = {"config": "ConfigError", "data": "DataError", "checkpoint": "CheckpointError",
-             "trainer": "TrainingError"}
-    found = [getattr(sys.modules[f"{__package__}.{m}"], n) for m, n in names.items()
-             if f"{__package__}.{m}" in sys.modules]
-    # OSError: a missing input, a full disk or a read-only --out; the message names the path.
-    return (*found, OSError)
-
-
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``cyclegan-anime`` console script."""
     args = build_parser().parse_args(argv)
     if args.command == "presets":
-        from .config import describe_presets
-
         print(describe_presets())
         return 0
     handlers = {"train": _cmd_train, "translate": _cmd_translate, "evaluate": _cmd_evaluate}
     try:
         return handlers[args.command](args)
-    except _user_errors() as exc:
+    except (UserError, OSError) as exc:  # OSError: a missing input, a full disk...
         if not _quiet_rank():  # under torchrun rank 0 alone reports a mistake every rank makes
             print(f"cyclegan-anime {args.command}: error: {exc}", file=sys.stderr)
         return 2

@@ -13,23 +13,17 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
+from .errors import ConfigError
+
 __all__ = [
     "ConfigError", "TrainConfig", "PRESETS", "PROFILES", "SHORT_RUNS", "make_config",
     "resolve_profile", "describe_presets", "parse_override",
 ]
 
 
-class ConfigError(ValueError):
-    """A configuration mistake, reported to the user as one line."""
-
-
 @dataclass
 class TrainConfig:
-    """Everything that defines a training run.
-
-    Field groups: the experiment (set by presets), the scale (set by
-    profiles), optimisation (the official CycleGAN defaults) and bookkeeping.
-    """
+    """Everything that defines a training run."""
 
     # -- experiment (presets) -------------------------------------------------
     preset: str = "stabilized"
@@ -60,7 +54,7 @@ class TrainConfig:
     # -- execution ------------------------------------------------------------
     seed: int = 0
     device: str = "auto"                 # "auto", "cpu", "cuda", "cuda:N"
-    fast: bool = True                    # batched calls, fused Adam (+ channels_last on CUDA): same maths
+    fast: bool = True                    # fused Adam (+ channels_last, cudnn autotuning on CUDA): same maths
     amp: str = "auto"                    # bf16 autocast: "auto" (where the hardware has bf16), "bf16", "off"
     compile: bool = False                # torch.compile the networks (CUDA; pays off on long runs)
     threads: int | None = None           # torch CPU threads; None = leave torch's default
@@ -194,9 +188,8 @@ PROFILES: dict[str, dict[str, Any]] = {
     # Seconds on a laptop CPU: for tests and CI.  Shows nothing but that the code runs.
     "smoke": dict(image_size=32, ngf=8, ndf=8, n_epochs=1, n_epochs_decay=1, epoch_size=4,
                   max_images=12, device="cpu", log_every=2, sample_every=4, save_every=4),
-    # Real, visible translation on 2 CPU cores in 7-14 minutes per experiment (bf16 where native).
-    # Measured on 2 cores: one 64 px ngf-32 iteration takes about 0.31 s (96 px: 0.59 s,
-    # 128 px: 0.97 s), so 64 px buys the most iterations, and iterations matter most.
+    # Real, visible translation on a 2-core CPU (times in the README): 64 px buys the most
+    # iterations for the time, and iterations matter most.
     "cpu": dict(image_size=64, ngf=32, ndf=32, n_epochs=12, n_epochs_decay=12, epoch_size=100,
                 device="cpu", log_every=25, sample_every=200, save_every=200),
     # The published models (pretrained/): 3,000 steps (15 + 15 epochs of 100), checkpoints
@@ -239,11 +232,7 @@ def resolve_profile(profile: str) -> str:
 
 
 def make_config(preset: str = "stabilized", profile: str = "cpu", **overrides: Any) -> TrainConfig:
-    """Build and validate the config for ``preset`` at ``profile``, then apply overrides.
-
-    >>> make_config("blocks3", "smoke").n_blocks
-    3
-    """
+    """Build and validate the config for ``preset`` at ``profile``, then apply overrides."""
     if preset not in PRESETS:
         raise ConfigError(f"unknown preset {preset!r} (choose from {', '.join(PRESETS)})")
     profile = resolve_profile(profile)
@@ -268,11 +257,7 @@ def make_config(preset: str = "stabilized", profile: str = "cpu", **overrides: A
 
 
 def parse_override(text: str) -> tuple[str, Any]:
-    """``KEY=VALUE`` (the CLI's ``--set``) as a field name and a value of the field's type.
-
-    Lets a user change any setting of a preset without a new command-line flag
-    per field; a wrong key or value is a one-line :class:`ConfigError`.
-    """
+    """``KEY=VALUE`` (the CLI's ``--set``) as a field name and a value of the field's type."""
     key, sep, raw = text.partition("=")
     key, raw = key.strip().replace("-", "_"), raw.strip()
     kinds = {f.name: str(f.type) for f in dataclasses.fields(TrainConfig)}

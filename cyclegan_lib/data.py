@@ -1,25 +1,13 @@
 """Data: scan two image folders, decode each image once, and serve augmented batches.
 
-The pipeline is three steps a reader can follow:
-
-1. :func:`scan_folder` opens every file once, converts what can be converted
-   to RGB (grayscale, CMYK, palette, alpha, 16-bit) and drops what cannot be
-   used (empty, truncated, not an image, smaller than the crop), keeping a
-   report of every decision;
-2. the usable images are resized once (bicubic) to the load size and kept in
-   memory as one ``uint8`` tensor per domain (optionally cached on disk), so
-   the loader never decodes a JPEG twice;
-3. :class:`EpochPlan` draws, per epoch and from the seed alone, which images
-   are paired and where each is cropped and flipped; :func:`make_batch`
-   applies that to the in-memory tensors, on the training device.
-
-Because step 3 is a pure function of ``(seed, epoch)``, a resumed run sees
-exactly the batches an uninterrupted run would have seen.
+:func:`scan_folder` converts what it can to RGB and reports every file it drops;
+:func:`load_domain` keeps the images resized once as ``uint8`` tensors (cached on disk);
+:class:`EpochPlan` draws each epoch's pairs, crops and flips from ``(seed, epoch)`` alone,
+so a resumed run sees the same batches, and :func:`make_batch` applies it on the device.
 """
 from __future__ import annotations
 
 import hashlib
-import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,43 +16,22 @@ import numpy as np
 import torch
 from PIL import Image, ImageFile, UnidentifiedImageError
 
+from . import paths
+from .checkpoint import atomic_save
+from .errors import DataError
+
 __all__ = [
     "DataError", "IMAGE_EXTENSIONS", "ScanReport", "DomainImages", "UnpairedData",
     "open_rgb", "scan_folder", "load_domain", "load_unpaired", "EpochPlan", "make_batch",
-    "to_tensor", "to_image", "default_data_dir", "default_cache_dir",
+    "to_tensor", "to_image", "to_uint8",
 ]
 
 IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}
 ImageFile.LOAD_TRUNCATED_IMAGES = False  # a truncated JPEG is an error, not grey pixels
 
 
-class DataError(ValueError):
-    """A data folder is missing or holds no usable image (one-line message)."""
-
-
-def default_data_dir() -> Path:
-    """``$CYCLEGAN_DATA``: the folder with trainA/trainB/testA/testB."""
-    value = os.environ.get("CYCLEGAN_DATA")
-    if not value:
-        raise DataError("no data folder given: pass --data DIR or set CYCLEGAN_DATA "
-                        "(e.g. ../shared/data/selfie2anime)")
-    return Path(value)
-
-
-def default_cache_dir() -> Path | None:
-    """``$CYCLEGAN_CACHE`` or ``~/.cache/cyclegan_lib``; ``CYCLEGAN_CACHE=off`` disables it."""
-    value = os.environ.get("CYCLEGAN_CACHE")
-    if value == "off":
-        return None
-    return Path(value) if value else Path.home() / ".cache" / "cyclegan_lib"
-
-
 def open_rgb(path: str | Path) -> tuple[Image.Image, str | None]:
-    """Open any supported image fully and return it as 8-bit RGB.
-
-    Returns ``(image, note)`` where ``note`` says what was converted (or None).
-    Raises ``ValueError`` with a short reason for anything unusable.
-    """
+    """Open any supported image fully and return it as 8-bit RGB."""
     path = Path(path)
     if path.stat().st_size == 0:
         raise ValueError("empty file (0 bytes)")
@@ -154,12 +121,7 @@ def _list_files(folder: Path) -> list[Path]:
 def scan_folder(folder: str | Path, size: int, min_size: int | None = None,
                 max_images: int | None = None, workers: int = 4
                 ) -> tuple[torch.Tensor, ScanReport]:
-    """Decode every usable image of ``folder`` once, resized to ``size`` x ``size``.
-
-    Returns a ``uint8`` tensor ``[N, 3, size, size]`` and the :class:`ScanReport`.
-    Non-image files are skipped by extension; ``max_images`` keeps the first N
-    usable images (sorted by name) for quick runs.
-    """
+    """Decode every usable image of ``folder`` once, resized to ``size`` x ``size``."""
     folder = Path(folder)
     report = ScanReport(str(folder))
     candidates = []
@@ -204,15 +166,12 @@ class DomainImages:
 def load_domain(folder: str | Path, size: int, min_size: int | None = None,
                 max_images: int | None = None, cache_dir: Path | None | str = "default"
                 ) -> DomainImages:
-    """:func:`scan_folder` with a disk cache keyed on the folder's files and the size.
-
-    The cache stores only tensors, strings and lists (read back with
-    ``weights_only=True``); any change to the folder's files invalidates it.
-    """
+    """:func:`scan_folder` with a disk cache keyed on the folder's files and the size
+    (tensors and strings only, read back with ``weights_only=True``)."""
     folder = Path(folder)
     files = _list_files(folder)
     if cache_dir == "default":
-        cache_dir = default_cache_dir()
+        cache_dir = paths.cache_dir()
     key = hashlib.sha1(repr((str(folder.resolve()), size, min_size, max_images,
                              [(p.name, p.stat().st_size, p.stat().st_mtime_ns) for p in files])
                             ).encode()).hexdigest()[:20]
@@ -226,8 +185,6 @@ def load_domain(folder: str | Path, size: int, min_size: int | None = None,
     images, report = scan_folder(folder, size, min_size, max_images)
     if cache_file is not None:
         try:
-            from .checkpoint import atomic_save
-
             atomic_save({"images": images, "report": report.to_dict()}, cache_file)
         except OSError:
             pass  # a read-only cache location only costs speed
@@ -261,10 +218,7 @@ def load_unpaired(root: str | Path, split: str, size: int, min_size: int | None 
 class EpochPlan:
     """Which images meet and how they are augmented, for every step of one epoch.
 
-    Domain A is visited in a random permutation (repeated if an epoch is longer
-    than the domain); the B partner of each A image is drawn at random, as in
-    the official unaligned dataset.  Crop offsets and flips are drawn here too,
-    from a generator seeded by ``(seed, epoch)`` alone.
+    A function of ``(seed, epoch)`` alone, so a resumed run sees the same batches.
     """
 
     index_a: torch.Tensor
@@ -310,12 +264,7 @@ def _crop_flip(images: torch.Tensor, index: torch.Tensor, crop: torch.Tensor, fl
 def make_batch(data: UnpairedData, plan: EpochPlan, start: int, batch_size: int, crop_size: int,
                device: torch.device | str = "cpu", channels_last: bool = False
                ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Samples ``start .. start+batch_size`` of ``plan`` as float tensors in [-1, 1].
-
-    Cropping and flipping index the uint8 tensors (no copies of full images);
-    the conversion to float happens on ``device`` after a (pinned,
-    non-blocking) copy, so on a GPU the host only moves bytes.
-    """
+    """Samples ``start .. start+batch_size`` of ``plan`` as float tensors in [-1, 1]."""
     sl = slice(start, start + batch_size)
     device = torch.device(device)
     batches = []

@@ -1,45 +1,41 @@
-"""Evaluation: put numbers next to the pictures the paper only judged by eye.
+"""Evaluation: numbers next to the pictures the paper only judged by eye.
 
-For one run, :func:`evaluate_run` translates the test split both ways and
-measures
-
-* **KID and FID** between translated and real target images (torch-fidelity,
-  standard TF-Inception features, KID reported x100 like the U-GAT-IT table);
-* **detector rates**: how often an anime-face and a human-face cascade fire on
-  real and translated images (a download-free "which domain does it look like");
-* **cycle reconstruction** and **identity-mapping** L1 errors on [-1, 1].
-
-:func:`load_or_evaluate` caches the result in ``RUN/metrics.json`` (recomputed
-only when the checkpoint, data or settings change) and :func:`metrics_table`
-turns several runs into the markdown table the chapters show.
+:func:`evaluate_run` translates the test split both ways and measures KID and FID
+(torch-fidelity, KID x100 as in the U-GAT-IT table), how often an anime-face and a
+human-face detector fire on real and translated images, and cycle and identity L1
+errors; :func:`load_or_evaluate` caches that in ``RUN/metrics.json``.
 """
 from __future__ import annotations
 
-import contextlib
-import functools
 import hashlib
-import io
 import json
-import math
 import os
 import sys
 import time
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import torch
+
+from . import paths
+from .cyclegan import resolve_device
+from .data import load_domain
+from .errors import DataError
+from .faces import detection_rate, human_cascade_path
+from .fidelity import (INCEPTION, check_inception_weights, fidelity_scores, image_features,
+                       kid_fid, resolve_inception_weights)
+from .models import count_parameters
+from .runs import checkpoint_path, generator_for, load_checkpoint_config, run_info
+from .tables import MISSING, fixed, lookup, markdown_table
 
 __all__ = [
     "evaluate_run", "load_or_evaluate", "metrics_table", "metrics_rows", "detector_table",
     "fidelity_scores", "image_features", "kid_fid", "resolve_inception_weights",
-    "translate_batch", "l1",
-    "PUBLISHED_KID_X100", "INCEPTION", "EVAL_VERSION",
+    "translate_batch", "l1", "diversity", "check_inception_weights", "SET_NAMES",
+    "PUBLISHED_KID_X100", "INCEPTION", "EVAL_VERSION", "METRIC_PATHS", "metric", "COLUMNS",
 ]
 
 EVAL_VERSION = 2
-INCEPTION = "inception-v3-compat"   # torch-fidelity's TF-compatible InceptionV3 (FID/KID standard)
-KID_SUBSETS = 100                    # torch-fidelity's default
-KID_SUBSET_SIZE = 1000               # default; capped at the number of images (100 test images)
 # U-GAT-IT (Kim et al., ICLR 2020), Table 2, selfie2anime, KID x 100 (lower is better), 256 px.
 PUBLISHED_KID_X100 = {"CycleGAN": 13.08, "U-GAT-IT": 11.61}
 
@@ -65,149 +61,20 @@ def translate_batch(generator: torch.nn.Module, images: torch.Tensor, device: st
     return torch.cat(out)
 
 
+def diversity(images: "Any") -> float:
+    """Mean L1 distance between all pairs of images in a [-1, 1] batch: it falls towards 0
+    when a generator collapses to one output whatever its input."""
+    x = images.detach().float().flatten(1)
+    n = x.shape[0]
+    if n < 2:
+        return float("nan")
+    d = (x[:, None, :] - x[None, :, :]).abs().mean(-1)
+    return float(d.sum() / (n * (n - 1)))
+
+
 def l1(a: torch.Tensor, b: torch.Tensor) -> float:
     """Mean absolute difference of two image batches on [-1, 1] (the cycle loss without lambda)."""
     return float((a.float() - b.float()).abs().mean())
-
-
-# -- KID / FID ----------------------------------------------------------------------------
-
-def _inception_file() -> Path:
-    from torch_fidelity.feature_extractor_inceptionv3 import URL_INCEPTION_V3
-
-    return Path(torch.hub.get_dir()) / "checkpoints" / os.path.basename(URL_INCEPTION_V3)
-
-
-def resolve_inception_weights(path: str | Path | None = None, download: bool = True
-                              ) -> tuple[str | None, str | None]:
-    """``(weights file, None)``, or ``(None, why not)`` when KID/FID cannot be computed.
-
-    Order: the argument, ``$CYCLEGAN_INCEPTION_WEIGHTS`` (``off`` disables
-    KID/FID), torch-fidelity's file in the torch hub cache, then (``download``)
-    torch-fidelity's release URL, hash-checked.  A given path that does not exist
-    is an answer, not a reason to download.
-    """
-    value = str(path) if path else os.environ.get("CYCLEGAN_INCEPTION_WEIGHTS", "")
-    if value.lower() == "off":
-        return None, "disabled (CYCLEGAN_INCEPTION_WEIGHTS=off)"
-    if value:
-        p = Path(value).expanduser()
-        return (str(p), None) if p.is_file() else (
-            None, f"Inception weights not found: {p} (CYCLEGAN_INCEPTION_WEIGHTS)")
-    cached = _inception_file()
-    if cached.is_file():
-        return str(cached), None
-    if not download:
-        return None, f"no Inception weights (set CYCLEGAN_INCEPTION_WEIGHTS to {cached.name})"
-    from torch_fidelity.feature_extractor_inceptionv3 import URL_INCEPTION_V3
-
-    try:  # torch.hub announces the attempt on stdout; we report the outcome in one line
-        with contextlib.redirect_stdout(io.StringIO()):
-            torch.hub.load_state_dict_from_url(URL_INCEPTION_V3, progress=False,
-                                               check_hash=True, weights_only=True)
-    except Exception as exc:  # offline, proxy, hash mismatch...
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-        return None, (f"could not download Inception weights ({type(exc).__name__}: {first}); "
-                      f"set CYCLEGAN_INCEPTION_WEIGHTS to a local copy of {cached.name}")
-    print(f"downloaded Inception weights to {cached}", file=sys.stderr)
-    return str(cached), None
-
-
-def _check_weights(path: str) -> None:
-    """torch-fidelity loads the file with full unpickling; check it holds only tensors first."""
-    from .checkpoint import safe_load
-
-    state = safe_load(path)
-    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
-        from .checkpoint import CheckpointError
-
-        raise CheckpointError(f"{path}: not a state dict of tensors (Inception weights expected)")
-
-
-@functools.lru_cache(maxsize=2)
-def _extractor(name: str, weights: str | None, device: str) -> torch.nn.Module:
-    """torch-fidelity's feature extractor ``name``, built once per process."""
-    from torch_fidelity.registry import FEATURE_EXTRACTORS_REGISTRY
-    from torch_fidelity.utils import create_feature_extractor
-
-    if name not in FEATURE_EXTRACTORS_REGISTRY:
-        raise ValueError(f"unknown feature extractor {name!r} (register it with "
-                         f"torch_fidelity.register_feature_extractor)")
-    layer = FEATURE_EXTRACTORS_REGISTRY[name].get_default_feature_layer_for_metric("kid")
-    dev = torch.device(device)
-    ctx = torch.cuda.device(dev) if dev.type == "cuda" else contextlib.nullcontext()
-    with ctx:
-        return create_feature_extractor(name, [layer], cuda=dev.type == "cuda",
-                                        feature_extractor_weights_path=weights, verbose=False)
-
-
-_FEATURE_MEMO: dict[tuple, torch.Tensor] = {}
-
-
-@torch.no_grad()
-def image_features(images: torch.Tensor, weights: str | None = None,
-                   feature_extractor: str = INCEPTION, device: str | torch.device = "cpu",
-                   batch_size: int = 50) -> torch.Tensor:
-    """``[N, D]`` features of uint8 ``[N, 3, H, W]`` images (Inception resizes to 299 itself).
-
-    Results are memoised per process on the images' bytes, so the real test
-    sets are run through Inception once however many runs are evaluated.
-    """
-    if images.dtype != torch.uint8 or images.dim() != 4 or images.shape[1] != 3:
-        raise ValueError("expected uint8 images [N, 3, H, W]")
-    images = images.contiguous()
-    key = (feature_extractor, weights, tuple(images.shape),
-           hashlib.sha1(images.numpy().tobytes()).hexdigest())
-    if key in _FEATURE_MEMO:
-        return _FEATURE_MEMO[key]
-    dev = torch.device(device)
-    net = _extractor(feature_extractor, weights, str(dev))
-    feats = torch.cat([net(images[i:i + batch_size].to(dev))[0].float().cpu()
-                       for i in range(0, len(images), batch_size)])
-    if len(_FEATURE_MEMO) >= 8:
-        _FEATURE_MEMO.pop(next(iter(_FEATURE_MEMO)))
-    _FEATURE_MEMO[key] = feats
-    return feats
-
-
-def kid_fid(fake: torch.Tensor, real: torch.Tensor, kid_subsets: int = KID_SUBSETS,
-            seed: int = 2020) -> dict[str, float]:
-    """KID (x100, mean and std over random subsets) and FID between two feature sets.
-
-    torch-fidelity's own estimators (unbiased MMD with the cubic polynomial
-    kernel; Frechet distance of Gaussians).  The KID subset size is capped at
-    the smaller set, so 100 test images work.  FID from 100 images is biased
-    upwards: compare it between runs here, not with published FIDs.
-    """
-    from torch_fidelity.metric_fid import fid_features_to_statistics, fid_statistics_to_metric
-    from torch_fidelity.metric_kid import kid_features_to_metric
-    import torch_fidelity
-
-    subset = min(KID_SUBSET_SIZE, len(fake), len(real))
-    if subset < 2:
-        raise ValueError("KID needs at least 2 images per set")
-    kid = kid_features_to_metric(fake, real, kid_subsets=kid_subsets, kid_subset_size=subset,
-                                 rng_seed=seed, verbose=False)
-    fid = fid_statistics_to_metric(fid_features_to_statistics(fake.double()),
-                                   fid_features_to_statistics(real.double()), False)
-    return {"kid_x100_mean": 100 * kid[torch_fidelity.KEY_METRIC_KID_MEAN],
-            "kid_x100_std": 100 * kid[torch_fidelity.KEY_METRIC_KID_STD],
-            "fid": fid[torch_fidelity.KEY_METRIC_FID], "kid_subset_size": subset,
-            "kid_subsets": kid_subsets}
-
-
-def fidelity_scores(fake: torch.Tensor, real: torch.Tensor, weights: str | None = None,
-                    feature_extractor: str = INCEPTION, device: str | torch.device = "cpu",
-                    kid_subsets: int = KID_SUBSETS, seed: int = 2020) -> dict[str, float]:
-    """KID x100 and FID between two uint8 image sets: :func:`image_features` + :func:`kid_fid`.
-
-    ``feature_extractor`` is any name registered with
-    ``torch_fidelity.register_feature_extractor`` (tests use a small stand-in);
-    ``weights`` is its weights file (None: torch-fidelity downloads its own).
-    """
-    f_fake = image_features(fake, weights, feature_extractor, device)
-    f_real = image_features(real, weights, feature_extractor, device)
-    return kid_fid(f_fake, f_real, kid_subsets, seed)
 
 
 _RATE_MEMO: dict[tuple, float] = {}
@@ -215,8 +82,6 @@ _RATE_MEMO: dict[tuple, float] = {}
 
 def _rate(images: torch.Tensor, cascade: str) -> float:
     """:func:`faces.detection_rate`, memoised per process (real test sets recur across runs)."""
-    from .faces import detection_rate
-
     key = (cascade, tuple(images.shape), hashlib.sha1(images.contiguous().numpy().tobytes()
                                                       ).hexdigest())
     if key not in _RATE_MEMO:
@@ -244,11 +109,7 @@ def _resolve(run_or_checkpoint: str | Path, data_dir: str | Path, max_images: in
              feature_extractor: str, download: bool
              ) -> tuple[Path, Path, str | None, str | None, str | None, str | None, dict]:
     """Everything evaluate_run decides before computing: paths, weights, reasons, cache key."""
-    from .data import DataError
-    from .faces import anime_cascade_path
-    from .trainer import _checkpoint_path
-
-    ckpt = _checkpoint_path(run_or_checkpoint)
+    ckpt = checkpoint_path(run_or_checkpoint)
     data_dir = Path(data_dir)
     for split in ("testA", "testB"):
         if not (data_dir / split).is_dir():
@@ -262,7 +123,7 @@ def _resolve(run_or_checkpoint: str | Path, data_dir: str | Path, max_images: in
     else:
         weights = str(inception_weights) if inception_weights else None
     try:
-        cascade, cascade_reason = str(anime_cascade_path(anime_cascade).resolve()), None
+        cascade, cascade_reason = str(paths.anime_cascade(anime_cascade).resolve()), None
     except FileNotFoundError as exc:
         cascade, cascade_reason = None, str(exc)
     key = _cache_key(ckpt, data_dir, max_images, kid, weights, feature_extractor, cascade)
@@ -277,36 +138,20 @@ def evaluate_run(run_or_checkpoint: str | Path, data_dir: str | Path, device: st
                  batch_size: int = 16) -> dict[str, Any]:
     """All metrics of one run on the test split, as a JSON-able dict.
 
-    Loads both generators (newest checkpoint of a run directory, or a checkpoint
-    file), translates ``testA`` and ``testB`` at the run's image size and
-    measures detector rates, cycle and identity L1, and KID/FID of both
-    directions.  When the Inception weights are unavailable (offline, see
-    :func:`resolve_inception_weights`) it prints one line, sets ``kid_x100`` and
-    ``fid`` to None with the reason in ``kid_skipped``, and goes on.
+    Without Inception weights (offline) it prints one line, leaves ``kid_x100`` and
+    ``fid`` None with the reason in ``kid_skipped``, and goes on.
     """
-    from .data import load_domain
-    from .faces import human_cascade_path
-    from .checkpoint import safe_load
-    from .models import count_parameters
-    from .report import diversity
-    from .trainer import load_checkpoint_config, load_generator, resolve_device
-
     started = time.perf_counter()
     ckpt, data_dir, weights, kid_reason, cascade, cascade_reason, key = _resolve(
         run_or_checkpoint, data_dir, max_images, kid, anime_cascade, inception_weights,
         feature_extractor, download)
     dev = resolve_device(device)
-    run_dir = _run_dir_of(ckpt)
-    summary_file = run_dir / "summary.json"
-    summary = json.loads(summary_file.read_text()) if summary_file.is_file() else {}
-    if ckpt.suffix == ".safetensors":  # a published folder: config.json beside the weights
-        state = {"config": load_checkpoint_config(ckpt), "step": summary.get("step", 0)}
-    else:
-        state = safe_load(ckpt)
-    cfg = state["config"]
+    cfg = load_checkpoint_config(ckpt)
     size = int(cfg["image_size"])
-    g_ab = load_generator(ckpt, "AtoB", dev)
-    g_ba = load_generator(ckpt, "BtoA", dev)
+    g_ab = generator_for(ckpt, "AtoB", str(dev))
+    g_ba = generator_for(ckpt, "BtoA", str(dev))
+    run_dir = _run_dir_of(ckpt)
+    summary = run_info(run_dir)
 
     real_a = load_domain(data_dir / "testA", size, max_images=max_images).images
     real_b = load_domain(data_dir / "testB", size, max_images=max_images).images
@@ -329,12 +174,14 @@ def evaluate_run(run_or_checkpoint: str | Path, data_dir: str | Path, device: st
 
     metrics: dict[str, Any] = {
         "run": {
-            "path": str(run_dir), "checkpoint": ckpt.name, "step": int(state.get("step", 0)),
+            "path": str(run_dir), "checkpoint": ckpt.name,
+            "step": int(ckpt.stem[5:]) if ckpt.stem.startswith("step_")
+            else int(summary.get("steps", summary.get("step", 0))),
             "preset": cfg.get("preset"), "profile": cfg.get("profile"), "image_size": size,
             "n_blocks": cfg.get("n_blocks"), "ngf": cfg.get("ngf"),
             "params_G": count_parameters(g_ab),
             "total_steps": summary.get("total_steps"), "complete": summary.get("complete"),
-            "train_seconds": summary.get("train_seconds", state.get("train_seconds")),
+            "train_seconds": summary.get("train_seconds"),
             "seconds_per_step": summary.get("seconds_per_step"),
             "device": summary.get("device"),
         },
@@ -360,7 +207,7 @@ def evaluate_run(run_or_checkpoint: str | Path, data_dir: str | Path, device: st
     if kid_reason is None:
         try:
             if feature_extractor == INCEPTION and weights:
-                _check_weights(weights)
+                check_inception_weights(weights)
             feats = {name: image_features(images, weights, feature_extractor, dev)
                      for name, images in sets.items()}
             ab = kid_fid(feats["G_AB(testA)"], feats["testB"])
@@ -398,10 +245,8 @@ def load_or_evaluate(run_dir: str | Path, data_dir: str | Path,
                      cache_file: str | Path | None = None, **kwargs: Any) -> dict[str, Any]:
     """:func:`evaluate_run`, cached in ``cache_file`` (default ``RUN/metrics.json``).
 
-    The cache is reused only when its key matches: same checkpoint file (name,
-    size, mtime), data folder, image cap, KID request, Inception weights,
-    feature extractor and anime cascade.  So a retrained run, or weights that
-    became available, trigger a fresh evaluation; re-rendering a chapter does not.
+    Reused only while its key matches (checkpoint name, size and mtime, data, settings,
+    weights, cascade): a retrained run is evaluated afresh, a re-rendered chapter is not.
     """
     run_dir = Path(run_dir)
     cache = Path(cache_file) if cache_file else run_dir / "metrics.json"
@@ -429,80 +274,88 @@ def load_or_evaluate(run_dir: str | Path, data_dir: str | Path,
 
 # -- tables ---------------------------------------------------------------------------------
 
-def _get(d: Any, *path: str) -> Any:
-    for p in path:
-        if not isinstance(d, dict) or d.get(p) is None:
-            return None
-        d = d[p]
-    return d
+#: Where each named number lives in the dict of :func:`cyclegan_lib.evaluate.evaluate_run`.
+METRIC_PATHS: dict[str, tuple[str, ...]] = {
+    "anime det. G_AB(A)": ("detector", "G_AB(testA)", "anime"),
+    "human det. G_AB(A)": ("detector", "G_AB(testA)", "human"),
+    "human det. G_BA(B)": ("detector", "G_BA(testB)", "human"),
+    "anime det. G_BA(B)": ("detector", "G_BA(testB)", "anime"),
+    "anime det. testA": ("detector", "testA", "anime"),
+    "anime det. testB": ("detector", "testB", "anime"),
+    "human det. testA": ("detector", "testA", "human"),
+    "human det. testB": ("detector", "testB", "human"),
+    "cycle L1 A": ("cycle_l1", "A->B->A"),
+    "cycle L1 B": ("cycle_l1", "B->A->B"),
+    "identity L1 A": ("identity_l1", "G_BA(testA)"),
+    "identity L1 B": ("identity_l1", "G_AB(testB)"),
+    "KIDx100 A->B": ("kid_x100", "A->B", "mean"),
+    "KIDx100 B->A": ("kid_x100", "B->A", "mean"),
+    "FID A->B": ("fid", "A->B"),
+    "FID B->A": ("fid", "B->A"),
+}
 
 
-def _fmt(value: Any, digits: int = 3) -> str:
-    if value is None:
-        return "-"
-    if isinstance(value, float):
-        return "-" if math.isnan(value) else f"{value:.{digits}f}"
-    return str(value)
+def metric(m: Mapping[str, Any] | None, name: str) -> float | None:
+    """One number of a metrics dict by its :data:`METRIC_PATHS` name (None if absent)."""
+    value = lookup(m, METRIC_PATHS[name])
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) \
+        else None
+
 
 
 def _kid(m: dict, direction: str) -> str:
-    kid = _get(m, "kid_x100", direction)
-    return "-" if kid is None else f"{kid['mean']:.2f} ± {kid['std']:.2f}"
+    kid = lookup(m, ("kid_x100", direction))
+    return MISSING if kid is None else f"{kid['mean']:.2f} ± {kid['std']:.2f}"
+
+
+def _cell(name: str, digits: int = 3) -> Callable[[dict], str]:
+    return lambda m: fixed(metric(m, name), digits)
+
+
+def _scaled(key: str, scale: float, digits: int, suffix: str = "") -> Callable[[dict], str]:
+    return lambda m: fixed(None if lookup(m, ("run", key)) is None else m["run"][key] / scale,
+                           digits, suffix)
 
 
 # (header, function of one metrics dict -> cell text)
 COLUMNS: list[tuple[str, Callable[[dict], str]]] = [
-    ("blocks", lambda m: _fmt(_get(m, "run", "n_blocks"))),
-    ("G params", lambda m: _fmt(None if _get(m, "run", "params_G") is None
-                                else f"{m['run']['params_G'] / 1e6:.2f} M")),
-    ("train min", lambda m: _fmt(None if _get(m, "run", "train_seconds") is None
-                                 else m["run"]["train_seconds"] / 60, 1)),
-    ("anime det. G_AB(A)", lambda m: _fmt(_get(m, "detector", "G_AB(testA)", "anime"), 2)),
-    ("human det. G_AB(A)", lambda m: _fmt(_get(m, "detector", "G_AB(testA)", "human"), 2)),
-    ("human det. G_BA(B)", lambda m: _fmt(_get(m, "detector", "G_BA(testB)", "human"), 2)),
-    ("cycle L1 A→B→A", lambda m: _fmt(_get(m, "cycle_l1", "A->B->A"))),
-    ("cycle L1 B→A→B", lambda m: _fmt(_get(m, "cycle_l1", "B->A->B"))),
-    ("identity L1 A", lambda m: _fmt(_get(m, "identity_l1", "G_BA(testA)"))),
-    ("identity L1 B", lambda m: _fmt(_get(m, "identity_l1", "G_AB(testB)"))),
+    ("blocks", lambda m: str(lookup(m, ("run", "n_blocks")) or MISSING)),
+    ("G params", _scaled("params_G", 1e6, 2, " M")),
+    ("train min", _scaled("train_seconds", 60, 1)),
+    ("anime det. G_AB(A)", _cell("anime det. G_AB(A)", 2)),
+    ("human det. G_AB(A)", _cell("human det. G_AB(A)", 2)),
+    ("human det. G_BA(B)", _cell("human det. G_BA(B)", 2)),
+    ("cycle L1 A→B→A", _cell("cycle L1 A")),
+    ("cycle L1 B→A→B", _cell("cycle L1 B")),
+    ("identity L1 A", _cell("identity L1 A")),
+    ("identity L1 B", _cell("identity L1 B")),
     ("KID×100 A→B", lambda m: _kid(m, "A->B")),
-    ("FID A→B", lambda m: _fmt(_get(m, "fid", "A->B"), 1)),
+    ("FID A→B", _cell("FID A->B", 1)),
     ("KID×100 B→A", lambda m: _kid(m, "B->A")),
-    ("FID B→A", lambda m: _fmt(_get(m, "fid", "B->A"), 1)),
+    ("FID B→A", _cell("FID B->A", 1)),
 ]
 
 
 def metrics_rows(metrics: Sequence[dict], names: Sequence[str] | None = None
                  ) -> list[dict[str, str]]:
     """One dict of formatted cells per run (``run`` first, then :data:`COLUMNS`)."""
-    rows = []
-    for i, m in enumerate(metrics):
-        name = names[i] if names else (
-            f"{_get(m, 'run', 'preset') or '?'} ({_get(m, 'run', 'profile') or '?'})")
-        rows.append({"run": name, **{h: f(m) for h, f in COLUMNS}})
-    return rows
-
-
-def _markdown(rows: list[dict[str, str]]) -> str:
-    headers = list(rows[0])
-    lines = ["| " + " | ".join(headers) + " |", "|" + "|".join("---" for _ in headers) + "|"]
-    lines += ["| " + " | ".join(r[h] for h in headers) + " |" for r in rows]
-    return "\n".join(lines)
+    return [{"run": names[i] if names else f"{lookup(m, ('run', 'preset')) or '?'} "
+                                           f"({lookup(m, ('run', 'profile')) or '?'})",
+             **{h: f(m) for h, f in COLUMNS}} for i, m in enumerate(metrics)]
 
 
 def metrics_table(metrics: Sequence[dict], names: Sequence[str] | None = None,
                   columns: Sequence[str] | None = None) -> str:
-    """A markdown table of several runs' metrics (``IPython.display.Markdown`` shows it).
+    """A markdown table of several runs' metrics; ``columns`` picks headers of :data:`COLUMNS`.
 
-    ``columns`` picks headers of :data:`COLUMNS` (default all); columns that are
-    empty for every run (e.g. KID when the weights were unavailable) are dropped,
-    and a note under the table says why.
+    Columns empty for every run (KID without Inception weights) are dropped, with a note why.
     """
     if not metrics:
         raise ValueError("metrics_table: no metrics given")
     rows = metrics_rows(metrics, names)
     keep = ["run"] + [h for h, _ in COLUMNS if (columns is None or h in columns)
-                      and any(r[h] != "-" for r in rows)]
-    table = _markdown([{h: r[h] for h in keep} for r in rows])
+                      and any(r[h] != MISSING for r in rows)]
+    table = markdown_table(rows, keep)
     skipped = {m.get("kid_skipped") for m in metrics if m.get("kid_skipped")}
     if skipped:
         table += "\n\nKID/FID not computed: " + "; ".join(sorted(skipped))
@@ -511,9 +364,7 @@ def metrics_table(metrics: Sequence[dict], names: Sequence[str] | None = None,
 
 def detector_table(metrics: dict) -> str:
     """Markdown: detector firing rates on real and translated test images of one run."""
-    rows = []
-    for name in SET_NAMES:
-        rates = _get(metrics, "detector", name) or {}
-        rows.append({"images": name, "anime-face detector": _fmt(rates.get("anime"), 2),
-                     "human-face detector": _fmt(rates.get("human"), 2)})
-    return _markdown(rows)
+    rates = {name: lookup(metrics, ("detector", name)) or {} for name in SET_NAMES}
+    return markdown_table([{"images": name, "anime-face detector": fixed(r.get("anime"), 2),
+                            "human-face detector": fixed(r.get("human"), 2)}
+                           for name, r in rates.items()])

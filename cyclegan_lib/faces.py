@@ -1,46 +1,36 @@
-"""Face detection and square crops, with OpenCV's cascades (no downloads).
-
-The human detector is the frontal-face Haar cascade bundled inside the
-``opencv-python-headless`` wheel (plus, for user photos, the bundled profile
-cascade); the anime detector is nagadomi's ``lbpcascade_animeface.xml``, whose
-path comes from ``$CYCLEGAN_ANIME_CASCADE`` or an argument.  Both are crude but
-download-free: good enough to centre a face before translation, and to score
-which domain an image looks like (:func:`detection_rate`).
+"""Face detection and square crops with OpenCV's cascades: OpenCV's bundled human-face
+cascades and nagadomi's anime-face cascade (:func:`~.paths.anime_cascade`).  Crude but
+download-free: enough to centre a face for translation and to score which domain an
+image looks like (:func:`detection_rate`).
 """
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 from typing import Iterable, Sequence
 
+import cv2
 import numpy as np
 import torch
 from PIL import Image
 
-__all__ = ["Box", "human_cascade_path", "profile_cascade_path", "anime_cascade_path",
+__all__ = ["Box", "human_cascade_path", "profile_cascade_path",
            "detect_faces", "find_face", "largest_face", "square_crop_box", "crop_face",
            "center_square", "detection_rate", "detection_hits", "DETECT_SIZE", "DETECT_MIN_SIZE",
            "FACE_MARGIN", "FACE_CENTER_Y"]
 
-# Detector settings of the measurements in ../shared/models/README.md (256 px images,
-# grey + histogram equalisation, scaleFactor 1.1, minNeighbors 5, minSize 48).  Smaller
-# images are upsampled to DETECT_SIZE first.  On selfie2anime's test split this gives
-# (anime cascade on testA / testB, human cascade on testA / testB):
-#   256 px: 0.29 / 0.92, 0.90 / 0.30  (the README's figures, reproduced exactly)
-#    64 px: 0.35 / 0.97, 0.90 / 0.27  (the cpu profile's size, upsampled)
-#    32 px: 0.34 / 1.00, 0.89 / 0.25
-# whereas detecting at 64 px with a proportional 12 px min size drops the human rate on
-# testA to 0.82 and on testB to 0.08: upsampling keeps the rates comparable across sizes.
+# The settings of the calibration in ../shared/models/README.md (256 px, grey + histogram
+# equalisation).  Smaller images are upsampled to DETECT_SIZE first, which keeps the rates
+# comparable across image sizes (README, "Detector calibration").
 DETECT_SIZE = 256
 DETECT_MIN_SIZE = 48
 SCALE_FACTOR = 1.1
 MIN_NEIGHBORS = 5
 
-# How selfie2anime frames a face, measured with the frontal cascade on 400 trainA images:
-# the box is 0.73 of the image side (median) and its centre sits at 0.45 of the height.
-# Crops of user photos copy that framing, so the generator sees what it was trained on.
+# How selfie2anime frames a face (box side and centre height as fractions of the image,
+# README "Detector calibration"): crops of user photos copy it, so the generator sees
+# what it was trained on.
 FACE_MARGIN = 1 / 0.73 - 1
 FACE_CENTER_Y = 0.45
 
@@ -62,34 +52,16 @@ class Box:
 
 def human_cascade_path() -> Path:
     """OpenCV's bundled ``haarcascade_frontalface_default.xml``."""
-    import cv2
-
     return Path(cv2.data.haarcascades) / "haarcascade_frontalface_default.xml"
 
 
 def profile_cascade_path() -> Path:
     """OpenCV's bundled ``haarcascade_profileface.xml`` (faces turned to one side)."""
-    import cv2
-
     return Path(cv2.data.haarcascades) / "haarcascade_profileface.xml"
-
-
-def anime_cascade_path(path: str | Path | None = None) -> Path:
-    """The anime-face cascade: argument, ``$CYCLEGAN_ANIME_CASCADE``, or an error naming both."""
-    value = path or os.environ.get("CYCLEGAN_ANIME_CASCADE")
-    if not value:
-        raise FileNotFoundError("anime-face cascade not configured: set CYCLEGAN_ANIME_CASCADE to "
-                                "lbpcascade_animeface.xml (e.g. ../shared/models/) or pass its path")
-    p = Path(value)
-    if not p.is_file():
-        raise FileNotFoundError(f"anime-face cascade not found: {p}")
-    return p
 
 
 @lru_cache(maxsize=8)
 def _cascade(path: str):
-    import cv2
-
     if not Path(path).is_file():
         raise FileNotFoundError(f"cascade file not found: {path}")
     try:
@@ -103,8 +75,6 @@ def _cascade(path: str):
 
 def _grey(image: Image.Image | np.ndarray) -> np.ndarray:
     """Grey + histogram equalisation, the preprocessing of every measurement here."""
-    import cv2
-
     if isinstance(image, Image.Image):
         arr = np.asarray(image.convert("L"), dtype=np.uint8)
     else:
@@ -123,12 +93,7 @@ def _detect(grey: np.ndarray, cascade_path: str, min_size: int,
 def detect_faces(image: Image.Image, cascade_path: str | Path | None = None,
                  min_size: int | None = None, scale_factor: float = SCALE_FACTOR,
                  min_neighbors: int = MIN_NEIGHBORS) -> list[Box]:
-    """Faces found by one cascade (default: OpenCV's frontal human face), largest first.
-
-    Grey + histogram equalisation, as in the measurements of the models README.
-    ``min_size`` defaults to a fifth of the shorter side (at least 24 px): a
-    face that is meant to be translated fills a good part of the photo.
-    """
+    """Faces found by one cascade (default: OpenCV's frontal human face), largest first."""
     path = str(cascade_path or human_cascade_path())
     if min_size is None:
         min_size = max(24, min(image.size) // 5)
@@ -141,17 +106,7 @@ def _largest(boxes: list[tuple[int, int, int, int]]) -> tuple[int, int, int, int
 
 
 def find_face(image: Image.Image) -> Box | None:
-    """The largest human face in a photo, trying progressively looser detector passes.
-
-    The frontal cascade alone misses faces that touch the border, turn sideways
-    or tilt.  Passes, first hit wins: frontal; frontal on the photo padded by a
-    quarter of its size (faces cut by the edge); the profile cascade on the
-    photo and its mirror image (it only knows one side); frontal on the photo
-    rotated by -20 and +20 degrees (tilted heads).  The box found is mapped
-    back to the photo's coordinates; ``Box.how`` names the pass.
-    """
-    import cv2
-
+    """The largest human face in a photo, trying progressively looser detector passes."""
     grey = _grey(image)
     h, w = grey.shape
     min_size = max(24, min(w, h) // 5)
@@ -187,12 +142,7 @@ def largest_face(image: Image.Image, cascade_path: str | Path | None = None) -> 
 
 def square_crop_box(box: Box, width: int, height: int, margin: float = FACE_MARGIN,
                     center_y: float = FACE_CENTER_Y) -> tuple[int, int, int, int]:
-    """A square around ``box``, grown by ``margin`` of its size, as (left, top, right, bottom).
-
-    The face centre is placed at ``center_y`` of the square's height (selfie2anime
-    framing: a little above the middle, leaving room for the chin); the square is
-    shifted to stay inside the image and shrunk only if the image is smaller.
-    """
+    """A square around ``box``, grown by ``margin`` of its size, as (left, top, right, bottom)."""
     side = int(round(max(box.w, box.h) * (1 + margin)))
     side = max(1, min(side, width, height))
     cx, cy = box.x + box.w / 2, box.y + box.h / 2
@@ -210,11 +160,7 @@ def center_square(image: Image.Image) -> Image.Image:
 
 def crop_face(image: Image.Image, margin: float = FACE_MARGIN, fallback: bool = True
               ) -> tuple[Image.Image | None, Box | None]:
-    """Crop the largest human face (:func:`find_face`) to a square framed like the training data.
-
-    Returns ``(crop, box)``; with no face, ``(centre square, None)`` if
-    ``fallback`` else ``(None, None)``.
-    """
+    """Crop the largest human face (:func:`find_face`) to a square framed like the training data."""
     image = image.convert("RGB")
     box = find_face(image)
     if box is None:
@@ -258,13 +204,7 @@ def detection_hits(images: torch.Tensor | Sequence[Image.Image], cascade_path: s
 
 def detection_rate(images: torch.Tensor | Sequence[Image.Image], cascade_path: str | Path,
                    detect_size: int = DETECT_SIZE, min_size: int = DETECT_MIN_SIZE) -> float:
-    """Fraction of images in which a cascade finds at least one face.
-
-    Images smaller than ``detect_size`` are upsampled to it (bicubic) and larger
-    ones are detected as they are with ``min_size`` scaled to their side, so a
-    64 px model output is judged like the 256 px images of the README's
-    calibration (real anime 0.92, selfies 0.29 on the anime cascade).
-    """
+    """Fraction of images in which a cascade finds at least one face."""
     hits = detection_hits(images, cascade_path, detect_size, min_size)
     if not hits:
         raise ValueError("detection_rate: no images given")

@@ -15,6 +15,9 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from .checkpoint import safe_load
+from .errors import CheckpointError
+
 __all__ = [
     "ResidualBlock", "ResnetGenerator", "PatchDiscriminator", "init_weights",
     "count_parameters", "random_patches", "load_official_generator", "convert_official_state_dict",
@@ -194,8 +197,6 @@ def load_official_generator(path: str | Path, n_blocks: int | None = 9, ngf: int
     holds 6- and 9-block generators); a file that does not fit raises
     :class:`~cyclegan_lib.checkpoint.CheckpointError` naming the file.
     """
-    from .checkpoint import CheckpointError, safe_load
-
     state = safe_load(path)
     if not isinstance(state, dict) or not state or \
             not all(isinstance(v, torch.Tensor) for v in state.values()):

@@ -1,20 +1,8 @@
-"""Published models: a trained run's generators as fp16 ``.safetensors``, with their records.
+"""Published models: ``pretrained/<preset>/`` holds a run's generators as fp16 safetensors.
 
-A folder ``pretrained/<preset>/`` holds what a reader needs to translate a photo
-and a chapter needs to rebuild without training:
-
-* ``G_AB.safetensors`` and ``G_BA.safetensors`` (fp16; the averaged weights when
-  the run kept them), optionally ``D_A``/``D_B`` for the chapters that look inside
-  a discriminator.  A network larger than ``max_shard_mb`` is split into
-  ``NAME-00001-of-0000K.safetensors`` files so that no file is too big for a
-  plain git repository;
-* ``config.json`` (the run's :class:`~cyclegan_lib.config.TrainConfig`),
-  ``history.csv`` (every loss term at every step), ``samples/`` and
-  ``summary.json`` (steps, minutes, machine, precision, the git commit of the
-  code that trained it).
-
-safetensors holds tensors and nothing else, so loading a folder from anyone
-runs no code (unlike a pickle).
+Also ``D_A``/``D_B`` when asked, split into ``NAME-0000i-of-0000K`` shards above a size
+cap, with the run's ``config.json``, ``history.csv``, ``samples/`` and ``summary.json``.
+safetensors holds tensors only, so loading a folder from anyone runs no code.
 """
 from __future__ import annotations
 
@@ -28,7 +16,8 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file, save_file
 
-from .checkpoint import CheckpointError, safe_load
+from .checkpoint import latest_checkpoint, safe_load
+from .errors import CheckpointError
 from .config import TrainConfig
 from .models import PatchDiscriminator, ResnetGenerator
 
@@ -131,14 +120,7 @@ def _machine() -> str:
 
 def export_run(run_dir: str | Path, out_dir: str | Path, discriminators: bool = False,
                max_shard_mb: float | None = None, code_commit: str | None = None) -> Path:
-    """Publish the newest checkpoint of ``run_dir`` into ``out_dir`` (fp16 safetensors + records).
-
-    ``code_commit`` is the git commit of the code that trained the run (read from
-    the repository when not given); it goes into ``summary.json`` with the run's
-    own summary, the machine and the precision.
-    """
-    from .checkpoint import latest_checkpoint
-
+    """Publish the newest checkpoint of ``run_dir`` into ``out_dir`` (fp16 safetensors + records)."""
     run_dir, out_dir = Path(run_dir), Path(out_dir)
     ckpt = latest_checkpoint(run_dir / "checkpoints")
     if ckpt is None:

@@ -1,22 +1,26 @@
-"""What the numbers say: tables, sentences and verdicts computed from a run's numbers.
+"""What the numbers say: tables, sentences and verdicts computed from the runs' numbers.
 
-The chapters never write a result in advance.  Every table, every comment on a
-result and every verdict on one of the paper's claims is computed here from
-the numbers of the runs (losses, timings, parameter counts, metrics), so the
-prose stays true when the runs change: another profile, seed or machine
-(a GPU run at the ``full`` profile in place of the ``cpu`` runs).
-
-Everything here is a plain function of numbers, run folders or metrics dicts:
-no chapter context, no display.  Chapter set-up, loading runs and photos, and
-showing Markdown are in :mod:`cyclegan_lib.book`, which imports from this
-module and never the other way round.
+The chapters never write a result in advance: every comment on a result and every
+verdict on a claim of the paper is computed here, so the prose stays true when the
+runs change (another profile, seed or machine).  Plain functions of numbers, run
+folders or metrics dicts; no chapter context and no display (that is :mod:`.book`).
 """
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 from typing import Any, Mapping, Sequence
+
+import torch
+from torch import nn
+
+from . import paths
+from .config import make_config
+from .evaluate import METRIC_PATHS, PUBLISHED_KID_X100, diversity, metric  # noqa: F401 (re-export)
+from .faces import detection_rate
+from .models import ResnetGenerator, count_parameters
+from .runs import read_history, run_info
+from .tables import fmt, markdown_table
 
 __all__ = [
     "run_info", "markdown_table", "parameter_table", "generator_macs", "preset_table",
@@ -29,65 +33,10 @@ __all__ = [
 ]
 
 
-# -- runs ----------------------------------------------------------------------------------
-
-def run_info(run_dir: str | Path) -> dict[str, Any]:
-    """A run's ``config.json`` and ``summary.json`` merged (summary keys win)."""
-    run_dir = Path(run_dir)
-    info: dict[str, Any] = {}
-    for name in ("config.json", "summary.json"):
-        path = run_dir / name
-        if path.is_file():
-            info.update(json.loads(path.read_text()))
-    info["run_dir"] = str(run_dir)
-    return info
-
-
 # -- tables --------------------------------------------------------------------------------
 
-def _fmt(value: Any) -> str:
-    if value is None:
-        return "n/a"
-    if isinstance(value, bool):
-        return "yes" if value else "no"
-    if isinstance(value, int):
-        return f"{value:,}"
-    if isinstance(value, float):
-        if math.isnan(value):
-            return "n/a"
-        if value != 0 and (abs(value) >= 1e5 or abs(value) < 1e-3):
-            return f"{value:.3g}"
-        return f"{value:,.3f}".rstrip("0").rstrip(".") if abs(value) < 100 else f"{value:,.1f}"
-    return str(value).replace("|", "\\|")
-
-
-def markdown_table(rows: Sequence[Mapping[str, Any]], columns: Sequence[str] | None = None,
-                   headers: Mapping[str, str] | None = None) -> str:
-    """Rows of dicts as a Markdown table (numbers formatted, ``None`` shown as n/a).
-
-    Markdown rather than a DataFrame: it renders the same in Jupyter, in the
-    HTML book and on GitHub, and needs no pandas.
-    """
-    if not rows:
-        return "*(no rows)*"
-    columns = list(columns or rows[0].keys())
-    headers = dict(headers or {})
-    lines = ["| " + " | ".join(headers.get(c, c) for c in columns) + " |",
-             "|" + "|".join("---" for _ in columns) + "|"]
-    for row in rows:
-        lines.append("| " + " | ".join(_fmt(row.get(c)) for c in columns) + " |")
-    return "\n".join(lines)
-
-
 def parameter_table(ngf: int = 64, blocks: Sequence[int] = (3, 6, 9)) -> list[dict[str, Any]]:
-    """Generator parameter counts per block count, and their share of the largest.
-
-    Built from :class:`~cyclegan_lib.models.ResnetGenerator` itself, not
-    typed in: at ``ngf=64`` the 3-block generator has about 38% of the
-    9-block one's parameters, the figure the paper quotes.
-    """
-    from .models import ResnetGenerator, count_parameters
-
+    """Generator parameter counts per block count, and their share of the largest."""
     counts = {b: count_parameters(ResnetGenerator(ngf=ngf, n_blocks=b)) for b in blocks}
     top = counts[max(blocks)]
     block = counts[blocks[1]] - counts[blocks[0]] if len(blocks) > 1 else None
@@ -98,18 +47,7 @@ def parameter_table(ngf: int = 64, blocks: Sequence[int] = (3, 6, 9)) -> list[di
 
 
 def generator_macs(ngf: int, n_blocks: int, size: int) -> int:
-    """Multiply-accumulate operations of one generator forward pass on a ``size`` image.
-
-    Counted exactly with forward hooks on every convolution (output elements x
-    input channels x kernel area), so the chapters can set measured training
-    times beside a compute figure that does not depend on the machine's load.
-    Normalisation and activations are not counted (they are cheap).
-    """
-    import torch
-    from torch import nn
-
-    from .models import ResnetGenerator
-
+    """Multiply-accumulate operations of one generator forward pass on a ``size`` image."""
     net = ResnetGenerator(ngf=ngf, n_blocks=n_blocks)
     total = 0
 
@@ -134,8 +72,6 @@ def generator_macs(ngf: int, n_blocks: int, size: int) -> int:
 
 def preset_table(presets: Sequence[str], profile: str) -> list[dict[str, Any]]:
     """The experiment settings of presets at a profile, side by side (what each chapter changes)."""
-    from .config import make_config
-
     keys = ("gan_loss", "d_head", "d_patch", "pool_size", "generator_variant", "n_blocks",
             "image_size", "ngf", "ndf", "lambda_cycle", "lambda_identity")
     cfgs = {p: make_config(p, profile) for p in presets}
@@ -150,15 +86,10 @@ CHANCE_D_LOSS = {"lsgan": 0.25, "nll": math.log(2.0)}
 def loss_summary(run_dir: str | Path, tail: float = 0.25) -> dict[str, Any]:
     """Mean losses over the last ``tail`` of training, and how confident D ended up.
 
-    The two GAN losses live on different scales, so the discriminator's loss
-    is also given relative to its value at chance (D outputs 1/2 for
-    everything: 0.25 for LSGAN, ln 2 for NLL): a ratio near 1 means D cannot
-    tell real from fake, near 0 means D wins easily and gives the generator
-    little to learn from.  ``g_spread`` is the coefficient of variation of the
-    generators' adversarial loss over the same window (how much it swings).
+    ``D / chance`` is D's loss over its value when it outputs 1/2 for everything (0.25 for
+    LSGAN, ln 2 for NLL), comparable across the two losses; ``g_spread`` is the
+    coefficient of variation of the generators' adversarial loss.
     """
-    from .trainer import read_history
-
     hist = read_history(run_dir)
     info = run_info(run_dir)
     n = len(hist.get("step", []))
@@ -185,31 +116,10 @@ def loss_summary(run_dir: str | Path, tail: float = 0.25) -> dict[str, Any]:
 
 
 def output_value_summary(images: "Any") -> dict[str, float]:
-    """Min, max, mean and the share of values below 0 of a [-1, 1] image tensor.
-
-    The naive generator ends in a ReLU: it cannot output anything below 0,
-    which on the [-1, 1] scale is every colour darker than mid-grey.  This
-    summary makes that visible as a number.
-    """
+    """Min, max, mean and the share of values below 0 of a [-1, 1] image tensor."""
     t = images.detach().float()
     return {"min": float(t.min()), "max": float(t.max()), "mean": float(t.mean()),
             "share < 0": float((t < 0).float().mean())}
-
-
-def diversity(images: "Any") -> float:
-    """Mean L1 distance between all pairs of images in a [-1, 1] batch.
-
-    A generator that ignores its input (mode collapse) gives nearly the same
-    output for every image: the diversity of its outputs falls towards 0 while
-    that of its inputs stays put.  Comparing the two tells collapse from a
-    translation that merely looks bad.
-    """
-    x = images.detach().float().flatten(1)
-    n = x.shape[0]
-    if n < 2:
-        return float("nan")
-    d = (x[:, None, :] - x[None, :, :]).abs().mean(-1)
-    return float(d.sum() / (n * (n - 1)))
 
 
 def timing_table(runs: Mapping[int, str | Path]) -> list[dict[str, Any]]:
@@ -253,12 +163,9 @@ def describe_scan(rows: Sequence[Mapping[str, Any]], max_images: int | None) -> 
 
 
 def d_balance_words(ratio: float) -> str:
-    """Words for a discriminator loss relative to chance (see :func:`loss_summary`).
-
-    Rule of thumb used throughout the book: below 0.5 the discriminator wins
-    clearly, 0.5 to 1.2 neither side dominates, above 1.2 it does worse than
-    a coin toss would.
-    """
+    """Words for a discriminator loss relative to chance (see :func:`loss_summary`):
+    below 0.5 D wins clearly, 0.5 to 1.2 neither side dominates, above 1.2 D does worse
+    than a coin toss."""
     if ratio < 0.5:
         return "the discriminators separate real from generated images easily"
     if ratio <= 1.2:
@@ -325,8 +232,6 @@ def describe_timing(rows: Sequence[Mapping[str, Any]]) -> str:
 
 def describe_patch(profile: str) -> str:
     """How much of an image the 32x32 discriminator sees at ``profile`` (and at 256 px)."""
-    from .config import make_config
-
     base, small = make_config("stabilized", profile), make_config("patch32", profile)
     assert small.d_patch is not None
     return (f"At this profile images are {base.image_size} px: a {small.d_patch}x{small.d_patch} "
@@ -352,8 +257,6 @@ def describe_kid(profile: str, metrics: Mapping[str, Any] | None) -> str:
 
     ``profile`` is the one the runs were trained at (the chapter's ``ctx.profile``).
     """
-    from .evaluate import PUBLISHED_KID_X100
-
     published = ", ".join(f"{k} {v}" for k, v in PUBLISHED_KID_X100.items())
     kid = metric(metrics, "KIDx100 A->B")
     if kid is None:
@@ -368,48 +271,12 @@ def describe_kid(profile: str, metrics: Mapping[str, Any] | None) -> str:
 
 # -- metrics and faces ---------------------------------------------------------------------
 
-#: Where each named number lives in the dict of :func:`cyclegan_lib.evaluate.evaluate_run`.
-METRIC_PATHS: dict[str, tuple[str, ...]] = {
-    "anime det. G_AB(A)": ("detector", "G_AB(testA)", "anime"),
-    "human det. G_AB(A)": ("detector", "G_AB(testA)", "human"),
-    "human det. G_BA(B)": ("detector", "G_BA(testB)", "human"),
-    "anime det. G_BA(B)": ("detector", "G_BA(testB)", "anime"),
-    "anime det. testA": ("detector", "testA", "anime"),
-    "anime det. testB": ("detector", "testB", "anime"),
-    "human det. testA": ("detector", "testA", "human"),
-    "human det. testB": ("detector", "testB", "human"),
-    "cycle L1 A": ("cycle_l1", "A->B->A"),
-    "cycle L1 B": ("cycle_l1", "B->A->B"),
-    "identity L1 A": ("identity_l1", "G_BA(testA)"),
-    "identity L1 B": ("identity_l1", "G_AB(testB)"),
-    "KIDx100 A->B": ("kid_x100", "A->B", "mean"),
-    "KIDx100 B->A": ("kid_x100", "B->A", "mean"),
-    "FID A->B": ("fid", "A->B"),
-    "FID B->A": ("fid", "B->A"),
-}
-
-
-def metric(m: Mapping[str, Any] | None, name: str) -> float | None:
-    """One number of a metrics dict by its :data:`METRIC_PATHS` name (None if absent)."""
-    value: Any = m
-    for key in METRIC_PATHS[name]:
-        if not isinstance(value, Mapping) or value.get(key) is None:
-            return None
-        value = value[key]
-    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) \
-        else None
-
-
 def runs_table(runs: Mapping[str, str | Path],
                metrics: Mapping[str, Mapping[str, Any]] | None = None,
                metric_names: Sequence[str] = ("anime det. G_AB(A)", "human det. G_BA(B)",
                                               "cycle L1 A", "KIDx100 A->B")
                ) -> list[dict[str, Any]]:
-    """One row per run: what it changes, its size, how long it trained, and key metrics.
-
-    Metric columns that were not measured for any run (KID offline) are left
-    out rather than shown empty.
-    """
+    """One row per run: what it changes, its size, how long it trained, and key metrics."""
     rows = []
     for label, run_dir in runs.items():
         info = run_info(run_dir)
@@ -442,16 +309,9 @@ def face_summary(results: Mapping[str, Any]) -> list[dict[str, Any]]:
 
 
 def face_detector_rates(outputs: Mapping[str, Sequence[Any]]) -> dict[str, float | None]:
-    """Share of each run's translated photos on which the anime-face detector fires.
-
-    The same detector and settings as the evaluation's rates on test images
-    (:func:`cyclegan_lib.faces.detection_rate`); ``None`` when the anime
-    cascade is not configured.
-    """
-    from .faces import anime_cascade_path, detection_rate
-
+    """Share of each run's translated photos on which the anime-face detector fires."""
     try:
-        cascade = anime_cascade_path()
+        cascade = paths.anime_cascade(search=True)
     except FileNotFoundError:
         return {label: None for label in outputs}
     return {label: detection_rate(list(images), cascade) if images else None
@@ -469,12 +329,8 @@ KID_TOLERANCE = 1.0
 
 def compare(a: float | None, b: float | None, higher_is_better: bool, tolerance: float
             ) -> str:
-    """``"better"``, ``"worse"`` or ``"about the same"`` for ``a`` against ``b``.
-
-    ``tolerance`` is the smallest difference worth a word; missing numbers
-    give ``"not measured"``.  Chapters build their sentences from this, so
-    the prose follows the numbers when the runs change.
-    """
+    """``"better"``, ``"worse"`` or ``"about the same"`` for ``a`` against ``b`` (differences
+    up to ``tolerance`` count as the same; a missing number gives ``"not measured"``)."""
     if a is None or b is None or (isinstance(a, float) and math.isnan(a)) or \
             (isinstance(b, float) and math.isnan(b)):
         return "not measured"
@@ -486,18 +342,13 @@ def compare(a: float | None, b: float | None, higher_is_better: bool, tolerance:
 
 def quality_comparison(a: Mapping[str, Any] | None, b: Mapping[str, Any] | None
                        ) -> tuple[str, str]:
-    """Compare two runs' human->anime quality: ``(word, detail)``.
-
-    KID x100 (A->B, lower is better) when both runs have it, else the rate at
-    which the anime-face detector fires on their translations of the test
-    selfies (higher is better).  ``word`` comes from :func:`compare`.
-    """
+    """Compare two runs' human->anime quality: ``(word, detail)``."""
     ka, kb = metric(a, "KIDx100 A->B"), metric(b, "KIDx100 A->B")
     if ka is not None and kb is not None:
-        return compare(ka, kb, False, KID_TOLERANCE), f"KID x100 {_fmt(ka)} vs {_fmt(kb)}"
+        return compare(ka, kb, False, KID_TOLERANCE), f"KID x100 {fmt(ka)} vs {fmt(kb)}"
     ra, rb = metric(a, "anime det. G_AB(A)"), metric(b, "anime det. G_AB(A)")
     word = compare(ra, rb, True, RATE_TOLERANCE)
-    return word, f"anime-detector rate on translated test selfies {_fmt(ra)} vs {_fmt(rb)}"
+    return word, f"anime-detector rate on translated test selfies {fmt(ra)} vs {fmt(rb)}"
 
 
 def paper_claims(metrics: Mapping[str, Mapping[str, Any]],
@@ -507,14 +358,8 @@ def paper_claims(metrics: Mapping[str, Mapping[str, Any]],
                  diversity_ratios: Mapping[str, float] | None = None) -> list[dict[str, str]]:
     """The paper's claims, one row each, with what this reproduction measured.
 
-    ``metrics``, ``infos`` (:func:`run_info`) and ``losses``
-    (:func:`loss_summary`) are keyed by preset (``naive``, ``stabilized``,
-    ``patch32``, ``blocks3``, ``blocks6``), as are the optional
-    ``diversity_ratios`` (:func:`cyclegan_lib.book.diversity_ratio`).  Quality is judged by
-    :func:`quality_comparison`; stability by the discriminators' balance
-    (:func:`d_balance_words`: 0.5-1.2 x chance) and by collapse (diversity
-    below 0.2 x the inputs').  Every verdict comes from these rules, never
-    from a sentence written in advance.
+    Inputs are keyed by preset.  Verdicts follow fixed rules (:func:`quality_comparison`,
+    D balance 0.5-1.2 x chance, collapse below 0.2 x the inputs' diversity), never prose.
     """
     reproduced = {"worse": "reproduced", "better": "not reproduced",
                   "about the same": "not reproduced (no clear difference)"}
@@ -523,7 +368,7 @@ def paper_claims(metrics: Mapping[str, Mapping[str, Any]],
     # 1. The naive model fails.
     word, detail = quality_comparison(metrics.get("naive"), metrics.get("stabilized"))
     d_ratio = losses.get("naive", {}).get("D / chance")
-    extra = (f"; its discriminators ended at {_fmt(d_ratio)} x their loss at chance"
+    extra = (f"; its discriminators ended at {fmt(d_ratio)} x their loss at chance"
              if d_ratio is not None else "")
     rows.append({"claim": "The naive model (NLL loss, one sigmoid output, no buffer, ReLU "
                           "output) gives poor translations",
@@ -537,10 +382,10 @@ def paper_claims(metrics: Mapping[str, Mapping[str, Any]],
     div = diversity_ratios or {}
     evidence, stable = [], []
     if bal_n is not None and bal_s is not None:
-        evidence.append(f"discriminator loss at {_fmt(bal_s)} vs {_fmt(bal_n)} x chance")
+        evidence.append(f"discriminator loss at {fmt(bal_s)} vs {fmt(bal_n)} x chance")
         stable.append(0.5 <= bal_s <= 1.2 and not 0.5 <= bal_n <= 1.2)
     if div.get("naive") is not None and div.get("stabilized") is not None:
-        evidence.append(f"output diversity {_fmt(div['stabilized'])} vs {_fmt(div['naive'])} "
+        evidence.append(f"output diversity {fmt(div['stabilized'])} vs {fmt(div['naive'])} "
                         f"x the inputs'")
         stable.append(div["stabilized"] >= 0.2 > div["naive"])
     stability = ("not measured" if not stable else "reproduced" if all(stable)
@@ -564,7 +409,7 @@ def paper_claims(metrics: Mapping[str, Mapping[str, Any]],
     share = by_blocks[3] / by_blocks[9] if 3 in by_blocks and 9 in by_blocks else None
     t3 = infos.get("blocks3", {}).get("seconds_per_step")
     t9 = infos.get("stabilized", {}).get("seconds_per_step")
-    time_part = (f"; wall-clock training time per step {_fmt(t3)} s vs {_fmt(t9)} s "
+    time_part = (f"; wall-clock training time per step {fmt(t3)} s vs {fmt(t9)} s "
                  f"({t3 / t9 * 100:.0f}%, shared machine)" if t3 and t9 else "")
     rows.append({"claim": "3 residual blocks need about 38% of the parameters of 9",
                  "measured here": (f"{share * 100:.1f}% at ngf=64" if share is not None

@@ -1,22 +1,21 @@
 """Translate image files with a trained generator: the "try your own photo" path.
 
-Used by ``cyclegan-anime translate``, by the qualitative chapter and by the
-upload widget (:func:`translate_upload`), so the book shows exactly what the
-command line does: find the largest face, crop a square framed like the
-training selfies, resize to the run's image size, translate.
+Shared by ``cyclegan-anime translate``, the qualitative chapter and the upload widget:
+find the largest face, crop a square framed like the training selfies, translate.
 """
 from __future__ import annotations
 
 import os
 import tempfile
 from dataclasses import dataclass
-from functools import lru_cache
 from pathlib import Path
 
 import torch
 from PIL import Image, ImageOps
 
 from .data import IMAGE_EXTENSIONS, open_rgb, to_image, to_tensor
+from .faces import FACE_MARGIN, center_square, crop_face
+from .runs import generator_for, image_size
 
 __all__ = ["Translation", "translate_image", "translate_paths", "translate_upload",
            "side_by_side", "open_photo", "face_crop_or_square"]
@@ -62,8 +61,6 @@ def open_photo(path: str | Path) -> Image.Image:
 def face_crop_or_square(image: Image.Image, fallback: bool = True, margin: float | None = None
                         ) -> tuple[Image.Image | None, bool]:
     """``(network input, face found)``: the face crop, else the centre square (or None)."""
-    from .faces import FACE_MARGIN, crop_face
-
     crop, box = crop_face(image, margin=FACE_MARGIN if margin is None else margin,
                           fallback=fallback)
     return crop, box is not None
@@ -101,23 +98,12 @@ def translate_paths(checkpoint: str | Path, inputs: list[str | Path], out_dir: s
                     direction: str = "AtoB", size: int | None = None, crop_face: bool = False,
                     fallback: bool = True, device: str = "cpu", margin: float | None = None
                     ) -> list[Translation]:
-    """Translate every image in ``inputs`` (files, or folders searched recursively) into ``out_dir``.
-
-    For ``photo.jpg`` it writes ``photo_anime.png`` (``photo_human.png`` for
-    BtoA), and with ``crop_face`` also ``photo_crop.png`` (the network input)
-    and ``photo_pair.png`` (side by side); without it, the centre square of
-    each image is translated (never a squashed whole photo).  Subfolders of a folder input are
-    mirrored in ``out_dir``.  Unreadable files, and with ``fallback=False``
-    photos without a face, are reported in the result's ``note`` and skipped.
-    """
-    from .faces import center_square
-    from .trainer import load_checkpoint_config, load_generator
-
+    """Translate every image in ``inputs`` (files, or folders searched recursively) into ``out_dir``."""
     files = _expand(inputs)
     if not files:
         raise FileNotFoundError(f"no image files in {', '.join(str(i) for i in inputs)}")
-    generator = load_generator(checkpoint, direction, device)
-    size = size or int(load_checkpoint_config(checkpoint)["image_size"])
+    generator = generator_for(checkpoint, direction, device)
+    size = size or image_size(checkpoint)
     out_dir = Path(out_dir)
     suffix = "anime" if direction == "AtoB" else "human"
     results = []
@@ -155,34 +141,13 @@ def translate_paths(checkpoint: str | Path, inputs: list[str | Path], out_dir: s
     return results
 
 
-@lru_cache(maxsize=4)
-def _cached_generator(path: str, mtime_ns: int, direction: str, device: str
-                      ) -> tuple[torch.nn.Module, int]:
-    from .trainer import load_checkpoint_config, load_generator
-
-    return (load_generator(path, direction, device),
-            int(load_checkpoint_config(path)["image_size"]))
-
-
 def translate_upload(checkpoint: str | Path, image_bytes: bytes, direction: str = "AtoB",
                      crop_face: bool = True, size: int | None = None, device: str = "cpu"
                      ) -> tuple[Image.Image, Image.Image, bool]:
-    """Translate an uploaded photo (the bytes of a FileUpload widget): ``(crop, anime, found)``.
-
-    ``crop`` is the network input (the face crop, or the centre square when no
-    face is found or ``crop_face`` is off), ``anime`` the translation and
-    ``found`` whether a face was detected.  The generator is loaded once per
-    checkpoint file and reused for later uploads.  Raises ``ValueError`` with a
-    one-line reason for bytes that are not an image.
-    """
-    from .faces import center_square
-    from .trainer import _checkpoint_path
-
+    """Translate an uploaded photo (the bytes of a FileUpload widget): ``(crop, anime, found)``."""
     if not image_bytes:
         raise ValueError("uploaded file is empty")
-    ckpt = _checkpoint_path(checkpoint)
-    generator, run_size = _cached_generator(str(ckpt.resolve()), ckpt.stat().st_mtime_ns,
-                                            direction, str(device))
+    generator, run_size = generator_for(checkpoint, direction, device), image_size(checkpoint)
     # open_rgb reads files (its conversions and error messages are the ones of the data pipeline)
     fd, tmp = tempfile.mkstemp(suffix=".upload")
     try:

@@ -1,9 +1,6 @@
 """Figures for the book: image grids, training samples, loss curves, comparisons.
 
-Every figure a chapter shows comes from a function here, so all chapters share
-one look and the figures can be tested.  Images are ``[N, 3, H, W]`` tensors in
-[-1, 1] (the networks' range) or PIL images; grids are built with
-:func:`torchvision.utils.make_grid` and drawn with matplotlib without
+Images are ``[N, 3, H, W]`` tensors in [-1, 1] or PIL images, drawn without
 interpolation, so a 64-pixel output is shown as the 64 pixels it is.
 """
 from __future__ import annotations
@@ -12,15 +9,19 @@ import math
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import TYPE_CHECKING, Mapping, Sequence
+from typing import Mapping, Sequence
 
+import matplotlib.patches as patches
+import matplotlib.pyplot as plt
 import numpy as np
 import torch
+from matplotlib.figure import Figure
 from PIL import Image
 from torchvision.utils import make_grid
 
-if TYPE_CHECKING:  # pragma: no cover
-    from matplotlib.figure import Figure
+from .data import EpochPlan, load_domain, open_rgb, to_uint8
+from .runs import SAMPLE_PADDING, generator_for, image_size, read_history
+from .translate import face_crop_or_square, open_photo, translate_image
 
 __all__ = [
     "SAMPLE_ROWS", "to_unit", "as_batch", "grid_image", "show_grid", "sample_steps",
@@ -52,12 +53,7 @@ def _pil_to_unit(image: Image.Image, size: int | None) -> torch.Tensor:
 def as_batch(images: "torch.Tensor | Sequence[torch.Tensor | Image.Image]",
              size: int | None = None, value_range: tuple[float, float] = (-1, 1)
              ) -> torch.Tensor:
-    """Any mix of PIL images and [-1, 1] tensors as one ``[N, 3, S, S]`` tensor in [0, 1].
-
-    Images of different sizes are resized to ``size`` (default: the largest),
-    bicubic for photos and nearest for network outputs, so small outputs keep
-    their real pixels.
-    """
+    """Any mix of PIL images and [-1, 1] tensors as one ``[N, 3, S, S]`` tensor in [0, 1]."""
     if isinstance(images, torch.Tensor):
         items: list = list(images) if images.dim() == 4 else [images]
     else:
@@ -94,15 +90,8 @@ def grid_image(images: "torch.Tensor | Sequence[torch.Tensor | Image.Image]", nr
 def show_grid(images: "torch.Tensor | Sequence[torch.Tensor | Image.Image]", nrow: int = 8,
               titles: Sequence[str] | None = None, row_titles: Sequence[str] | None = None,
               title: str | None = None, size: int | None = None, cell_inches: float = 1.2,
-              ) -> "Figure":
-    """Show images as a grid (``nrow`` per row) with optional column and row titles.
-
-    The grid is one :func:`make_grid` image drawn without interpolation; the
-    titles are placed at the cell centres, so the figure stays one image
-    (light in the HTML page) and labels line up with the cells.
-    """
-    import matplotlib.pyplot as plt
-
+              ) -> Figure:
+    """Show images as a grid (``nrow`` per row) with optional column and row titles."""
     batch = as_batch(images, size)
     n, _, h, w = batch.shape
     padding = 2
@@ -132,7 +121,7 @@ def show_grid(images: "torch.Tensor | Sequence[torch.Tensor | Image.Image]", nro
     return fig
 
 
-def save_figure(fig: "Figure", path: str | Path) -> Path:
+def save_figure(fig: Figure, path: str | Path) -> Path:
     """Save a figure as PNG (tight bounding box) and return the path."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -162,22 +151,15 @@ def load_sample_grid(run_dir: str | Path, step: int | None = None) -> tuple[Imag
     return Image.open(path).convert("RGB"), step
 
 
-def _image_size(run_dir: str | Path) -> int:
-    import json
-
-    return int(json.loads((Path(run_dir) / "config.json").read_text())["image_size"])
-
-
 def sample_cells(run_dir: str | Path, step: int | None = None) -> torch.Tensor:
     """The cells of a sample grid as ``[6, columns, 3, S, S]`` in [-1, 1] (rows: SAMPLE_ROWS).
 
-    The trainer writes the grid with ``make_grid(padding=2)``; the cell size
-    is the run's ``image_size`` from ``config.json``.
+    The cells are the run's ``image_size``, :data:`~cyclegan_lib.runs.SAMPLE_PADDING` apart.
     """
     grid, _ = load_sample_grid(run_dir, step)
-    size = _image_size(run_dir)
+    size = image_size(run_dir)
     arr = torch.from_numpy(np.asarray(grid, dtype=np.float32) / 127.5 - 1.0).permute(2, 0, 1)
-    pad = 2
+    pad = SAMPLE_PADDING
     ncols = (arr.shape[-1] - pad) // (size + pad)
     nrows = (arr.shape[-2] - pad) // (size + pad)
     cells = torch.empty(nrows, ncols, 3, size, size)
@@ -189,14 +171,8 @@ def sample_cells(run_dir: str | Path, step: int | None = None) -> torch.Tensor:
 
 
 def sample_grid_from_run(run_dir: str | Path, step: int | None = None, title: str | None = None,
-                         cell_inches: float = 1.0) -> "Figure":
-    """The trainer's sample grid at ``step`` (default: last), with its rows labelled.
-
-    Columns are four fixed test images; rows follow :data:`SAMPLE_ROWS`: a
-    human photo, its anime translation and its reconstruction, then the same
-    for an anime face.  A good model makes row 2 look anime and row 3 look
-    like row 1.
-    """
+                         cell_inches: float = 1.0) -> Figure:
+    """The trainer's sample grid at ``step`` (default: last), with its rows labelled."""
     cells = sample_cells(run_dir, step)
     _, used = load_sample_grid(run_dir, step)
     rows, cols = cells.shape[:2]
@@ -208,12 +184,8 @@ def sample_grid_from_run(run_dir: str | Path, step: int | None = None, title: st
 
 
 def sample_timeline(run_dir: str | Path, row: int = 1, max_steps: int = 6,
-                    title: str | None = None, cell_inches: float = 1.0) -> "Figure":
-    """One row of the sample grids (default: G_AB(A)) at several steps, top to bottom.
-
-    Shows how a translation develops during training: collapse to one
-    colour, oscillation, or steady progress are easy to tell apart here.
-    """
+                    title: str | None = None, cell_inches: float = 1.0) -> Figure:
+    """One row of the sample grids (default: G_AB(A)) at several steps, top to bottom."""
     steps = sample_steps(run_dir)
     if not steps:
         raise FileNotFoundError(f"no sample grids in {run_dir}")
@@ -235,39 +207,17 @@ def test_images(data_dir: str | Path, domain: str = "A", n: int = 6, size: int =
 
     Same decoding and bicubic resize as training (:func:`cyclegan_lib.data.load_domain`).
     """
-    from .data import load_domain
-
     dom = load_domain(Path(data_dir) / f"{split}{domain}", size, min_size=min(size, 32),
                       max_images=n)
     return dom.images.float().div(127.5).sub(1.0)
 
 
-@lru_cache(maxsize=16)
-def _cached_generator(path: str, mtime: int, direction: str, device: str) -> torch.nn.Module:
-    from .trainer import load_generator
-
-    return load_generator(path, direction, device)
-
-
-def generator_for(run_dir: str | Path, direction: str = "AtoB", device: str = "cpu"
-                  ) -> torch.nn.Module:
-    """The run's newest generator (cached per checkpoint file, so figures reuse it)."""
-    from .trainer import _checkpoint_path
-
-    path = _checkpoint_path(run_dir)
-    return _cached_generator(str(path), path.stat().st_mtime_ns, direction, device)
-
-
 @torch.no_grad()
 def generate(run_dir: str | Path, images: torch.Tensor, direction: str = "AtoB",
              device: str = "cpu") -> torch.Tensor:
-    """Translate a [-1, 1] batch with a run's generator; returns [-1, 1] on the CPU.
-
-    The input is resized (bilinear) to the run's ``image_size`` when it
-    differs, so runs of one profile can be compared on the same tensors.
-    """
+    """Translate a [-1, 1] batch with a run's generator; returns [-1, 1] on the CPU."""
     net = generator_for(run_dir, direction, device)
-    size = _image_size(run_dir)
+    size = image_size(run_dir)
     x = images.to(device)
     if x.shape[-1] != size:
         x = torch.nn.functional.interpolate(x, size=(size, size), mode="bilinear",
@@ -277,13 +227,9 @@ def generate(run_dir: str | Path, images: torch.Tensor, direction: str = "AtoB",
 
 def translate_examples(runs: Mapping[str, str | Path], data_dir: str | Path, n: int = 6,
                        direction: str = "AtoB", device: str = "cpu", title: str | None = None,
-                       cell_inches: float = 1.1) -> "Figure":
-    """Test images (top row) and each run's translation of them (one row per run).
-
-    The same inputs for every run, at the runs' image size, so rows can be
-    compared cell by cell.
-    """
-    size = _image_size(next(iter(runs.values())))
+                       cell_inches: float = 1.1) -> Figure:
+    """Test images (top row) and each run's translation of them (one row per run)."""
+    size = image_size(next(iter(runs.values())))
     dom = "A" if direction == "AtoB" else "B"
     x = test_images(data_dir, dom, n, size)
     rows = [x] + [generate(r, x, direction, device) for r in runs.values()]
@@ -317,19 +263,8 @@ LOSS_PANELS = (
 
 def plot_losses(runs: Mapping[str, str | Path], smooth_window: int | None = None,
                 panels: Sequence[tuple[str, Sequence[str]]] = LOSS_PANELS,
-                title: str | None = None) -> "Figure":
-    """Loss curves of one or more runs from their ``history.csv``, one panel per loss group.
-
-    Each run has its colour; direction A is a solid line, B dashed.  Curves are
-    smoothed with a trailing mean over ``smooth_window`` steps (default: 2% of
-    the run, at least 1) and the raw values are drawn faintly behind, so
-    spikes stay visible.  Note that NLL and LSGAN losses have different
-    scales: compare shapes across those runs, not heights.
-    """
-    import matplotlib.pyplot as plt
-
-    from .trainer import read_history
-
+                title: str | None = None) -> Figure:
+    """Loss curves of one or more runs from their ``history.csv``, one panel per loss group."""
     cols = 2
     rows = math.ceil(len(panels) / cols)
     fig, axes = plt.subplots(rows, cols, figsize=(10, 3.0 * rows), squeeze=False)
@@ -361,14 +296,8 @@ def plot_losses(runs: Mapping[str, str | Path], smooth_window: int | None = None
 
 
 def plot_value_histograms(images: Mapping[str, torch.Tensor], bins: int = 51,
-                          title: str | None = None) -> "Figure":
-    """Histograms of pixel values (all channels) of [-1, 1] image batches, overlaid.
-
-    Shows at a glance whether a generator can produce the full range of the
-    data: the naive generator's ReLU output stops at 0 (mid-grey).
-    """
-    import matplotlib.pyplot as plt
-
+                          title: str | None = None) -> Figure:
+    """Histograms of pixel values (all channels) of [-1, 1] image batches, overlaid."""
     fig, ax = plt.subplots(figsize=(7, 3))
     edges = np.linspace(-1, 1, bins + 1)
     for label, x in images.items():
@@ -387,20 +316,8 @@ def plot_value_histograms(images: Mapping[str, torch.Tensor], bins: int = 51,
 # -- data transforms -----------------------------------------------------------------------
 
 def transform_steps(image_path: str | Path, load_size: int, crop_size: int, seed: int = 0,
-                    flip: bool | None = None) -> "Figure":
-    """The training transforms on one image, step by step, as the trainer applies them.
-
-    Original file -> bicubic resize to ``load_size`` (done once, cached) ->
-    random ``crop_size`` crop -> random horizontal flip -> scale to [-1, 1].
-    Crop offset and flip are drawn by :class:`cyclegan_lib.data.EpochPlan`
-    with ``seed`` (``flip`` forces the flip so the step is visible).  The last
-    panel is the histogram of the normalised values.
-    """
-    import matplotlib.patches as patches
-    import matplotlib.pyplot as plt
-
-    from .data import EpochPlan, open_rgb, to_uint8
-
+                    flip: bool | None = None) -> Figure:
+    """The training transforms on one image, step by step, as the trainer applies them."""
     original, _ = open_rgb(image_path)
     resized = original.resize((load_size, load_size), Image.BICUBIC)
     plan = EpochPlan.draw(1, 1, 1, load_size, crop_size, seed, 0)
@@ -438,22 +355,13 @@ def transform_steps(image_path: str | Path, load_size: int, crop_size: int, seed
 
 @lru_cache(maxsize=256)
 def _face_input(path: str, mtime: int) -> tuple[Image.Image, bool]:
-    from .translate import face_crop_or_square, open_photo
-
     crop, found = face_crop_or_square(open_photo(path), fallback=True)
     assert crop is not None  # fallback=True always returns an image
     return crop, found
 
 
 def face_inputs(photos: Sequence[str | Path]) -> list[tuple[Image.Image, bool]]:
-    """Each photo's network input and whether a face was found, as the CLI computes them.
-
-    Uses :func:`cyclegan_lib.translate.open_photo` (EXIF rotation) and
-    :func:`cyclegan_lib.translate.face_crop_or_square` (largest OpenCV face,
-    square crop framed like the training selfies; the centre square when no
-    face is found), i.e. exactly ``cyclegan-anime translate --crop-face``.
-    Results are cached per file, so several figures of one photo detect once.
-    """
+    """Each photo's network input and whether a face was found, as the CLI computes them."""
     return [_face_input(str(Path(p).resolve()), Path(p).stat().st_mtime_ns) for p in photos]
 
 
@@ -470,17 +378,11 @@ class FaceTranslations:
 
 def translate_faces(photos: Sequence[str | Path], runs: Mapping[str, str | Path],
                     device: str = "cpu") -> FaceTranslations:
-    """Face-crop every photo and translate it (human -> anime) with every run.
-
-    Each output is :func:`cyclegan_lib.translate.translate_image` of the crop
-    at the run's image size: what the command line would write.
-    """
-    from .translate import translate_image
-
-    size = _image_size(next(iter(runs.values())))
+    """Face-crop every photo and translate it (human -> anime) with every run."""
+    size = image_size(next(iter(runs.values())))
     pairs = face_inputs(photos)
     crops = [c for c, _ in pairs]
-    outputs = {label: [translate_image(generator_for(r, "AtoB", device), c, _image_size(r),
+    outputs = {label: [translate_image(generator_for(r, "AtoB", device), c, image_size(r),
                                        device) for c in crops]
                for label, r in runs.items()}
     return FaceTranslations([Path(p) for p in photos], crops, [f for _, f in pairs], outputs,
@@ -489,15 +391,8 @@ def translate_faces(photos: Sequence[str | Path], runs: Mapping[str, str | Path]
 
 def face_comparison(faces: FaceTranslations, title: str | None = None,
                     labels: Sequence[str] | None = None, photos_per_row: int = 1,
-                    cell_inches: float = 1.1) -> "Figure":
-    """Face crops (as the network sees them), each followed by every run's output.
-
-    One photo per figure row, or ``photos_per_row`` photos side by side (the
-    consistency test puts a person's two photos in one row).  The crop is
-    shown resized to the network's input size (bicubic, like the translate
-    command), so inputs and outputs have the same resolution.  Photos whose
-    face the detector missed are marked "no face: centre crop".
-    """
+                    cell_inches: float = 1.1) -> Figure:
+    """Face crops (as the network sees them), each followed by every run's output."""
     size = faces.size
     runs = list(faces.outputs)
     cells: list[Image.Image] = []
@@ -516,10 +411,8 @@ def face_comparison(faces: FaceTranslations, title: str | None = None,
 
 
 def plot_bars(values: Mapping[str, float], xlabel: str, title: str | None = None,
-              fmt: str = "{:,.0f}") -> "Figure":
+              fmt: str = "{:,.0f}") -> Figure:
     """A small horizontal bar chart with the value written at each bar."""
-    import matplotlib.pyplot as plt
-
     fig, ax = plt.subplots(figsize=(6, 0.45 * len(values) + 0.9))
     names = list(values)
     nums = [float(values[k]) for k in names]

@@ -1,26 +1,22 @@
-"""Interactive widgets of the book: the block-count slider and the photo upload.
+"""The book's widgets: the block-count slider and the photo upload.
 
-The slider must also work in the *published* HTML, where no kernel runs.  So it
-does no computing on the slider's move: every model's outputs are rendered to
-PNG bytes once, when the chapter is executed, held in ``ipywidgets.Image``
-widgets inside an ``ipywidgets.Stack``, and the slider's ``index`` is tied to
-the stack's ``selected_index`` with :func:`ipywidgets.jslink`, a link that runs
-in the browser.  When the executed notebook is saved with its widget state
-(papermill/nbclient do this), the book's page holds the images and the link,
-and the slider works on a static page.
-
-The photo upload, in contrast, needs a running kernel (Colab or Jupyter): it
-translates the reader's own photo with a trained generator.
+The slider works on the static HTML page: every model's output is rendered to PNG when
+the chapter runs, held in an ``ipywidgets.Stack``, and the slider is tied to the stack
+by a browser-side :func:`ipywidgets.jslink`.  The upload needs a running kernel.
 """
 from __future__ import annotations
 
 import io
-import json
 from pathlib import Path
 from typing import Any, Mapping
 
+import ipywidgets as w
 import torch
 from PIL import Image
+
+from .runs import run_info
+from .translate import side_by_side, translate_upload
+from .viz import generate, grid_image
 
 __all__ = ["png_bytes", "block_slider", "BlockSlider", "PhotoUpload", "photo_upload"]
 
@@ -33,11 +29,7 @@ def png_bytes(image: Image.Image) -> bytes:
 
 
 def _caption(run_dir: Path, blocks: int) -> str:
-    info: dict[str, Any] = {}
-    for name in ("config.json", "summary.json"):
-        path = Path(run_dir) / name
-        if path.is_file():
-            info.update(json.loads(path.read_text()))
+    info = run_info(run_dir)
     parts = [f"<b>{blocks} residual blocks</b>"]
     if "params_G" in info:
         parts.append(f"generator: {info['params_G']:,} parameters")
@@ -65,21 +57,7 @@ class BlockSlider:
 def block_slider(run_dirs: Mapping[int, str | Path], images: torch.Tensor,
                  direction: str = "AtoB", device: str = "cpu", nrow: int | None = None,
                  start: int | None = None, display_width: int = 640) -> BlockSlider:
-    """A slider over residual-block counts showing each model's translations of ``images``.
-
-    ``run_dirs`` maps a block count to its run directory; ``images`` is a
-    [-1, 1] batch of inputs (e.g. test selfies).  For each model the inputs
-    (top row) and its outputs (bottom row) are rendered to one PNG, captioned
-    with the model's parameter count and training time.  The slider starts
-    at ``start`` (default: the largest block count, the paper's generator).
-
-    Static-HTML friendly by construction: only ``Image``, ``HTML``, ``Stack``,
-    ``SelectionSlider`` and a browser-side ``jslink`` are used.
-    """
-    import ipywidgets as w
-
-    from .viz import generate, grid_image
-
+    """A slider over residual-block counts showing each model's translations of ``images``."""
     blocks = sorted(run_dirs)
     if not blocks:
         raise ValueError("block_slider needs at least one run")
@@ -114,16 +92,10 @@ def block_slider(run_dirs: Mapping[int, str | Path], images: torch.Tensor,
 
 
 class PhotoUpload:
-    """Upload a photo, find the face, translate it with a run's generator, show the result.
-
-    Needs a running kernel (Colab, Jupyter).  :meth:`translate_bytes` does the
-    work and is what tests call; the upload button calls it.
-    """
+    """Upload a photo, find the face, translate it with a run's generator, show the result."""
 
     def __init__(self, checkpoint: str | Path, device: str = "cpu", size: int | None = None,
                  display_size: int = 256) -> None:
-        import ipywidgets as w
-
         self.checkpoint = Path(checkpoint)
         self.device = device
         self.size = size
@@ -141,13 +113,7 @@ class PhotoUpload:
         return self.widget._repr_mimebundle_(**kwargs)
 
     def translate_bytes(self, data: bytes, name: str = "photo") -> tuple[Image.Image, str]:
-        """Translate one uploaded file: returns the side-by-side image and a status line.
-
-        Uses :func:`cyclegan_lib.translate.translate_upload`: the same face crop
-        and translation as ``cyclegan-anime translate --crop-face``.
-        """
-        from .translate import side_by_side, translate_upload
-
+        """Translate one uploaded file: returns the side-by-side image and a status line."""
         crop, anime, found = translate_upload(self.checkpoint, data, size=self.size,
                                               device=self.device)
         note = f"{name}: " + ("face found" if found else "no face found, used the centre square")

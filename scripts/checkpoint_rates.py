@@ -21,9 +21,10 @@ import torch
 from cyclegan_lib.checkpoint import list_checkpoints, safe_load
 from cyclegan_lib.data import load_domain
 from cyclegan_lib.evaluate import translate_batch
-from cyclegan_lib.faces import anime_cascade_path, detection_hits, human_cascade_path
+from cyclegan_lib.faces import detection_hits, human_cascade_path
+from cyclegan_lib.paths import anime_cascade as anime_cascade_path
 from cyclegan_lib.report import diversity
-from cyclegan_lib.trainer import load_generator
+from cyclegan_lib.runs import load_generator
 
 
 def to_uint8(x: torch.Tensor) -> torch.Tensor:

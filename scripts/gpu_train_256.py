@@ -46,7 +46,7 @@ def seconds_per_step(cfg, data_dir: Path, probe_dir: Path, steps: int = 10) -> f
     def run(n: int) -> None:
         for i in range(n):
             a, b = make_batch(trainer.data, plan, i % trainer.epoch_size, 1, cfg.image_size,
-                              trainer.device, trainer.channels_last)
+                              trainer.device, trainer.model.channels_last)
             trainer.train_step(a, b)
         sync()
 

@@ -21,7 +21,8 @@ from cyclegan_lib.config import ConfigError, make_config
 from cyclegan_lib.data import EpochPlan
 from cyclegan_lib.distributed import DistEnv, launcher_env, weights_checksum
 from cyclegan_lib.models import ResnetGenerator
-from cyclegan_lib.trainer import Trainer, load_generator, read_history
+from cyclegan_lib.runs import load_generator, read_history
+from cyclegan_lib.trainer import Trainer
 
 BIN = Path(sys.executable).parent
 LAUNCH_TIMEOUT = 300
@@ -161,7 +162,7 @@ def test_weights_identical_on_all_ranks(ddp_run):
     state = torch.load(run / "checkpoints" / "step_00000008.pt", weights_only=True)
     nets = []
     cfg = make_config("stabilized", "smoke")
-    from cyclegan_lib.trainer import CycleGAN
+    from cyclegan_lib.cyclegan import CycleGAN
 
     model = CycleGAN(cfg)
     for key in ("G_AB", "G_BA", "D_A", "D_B"):

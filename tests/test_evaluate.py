@@ -17,7 +17,7 @@ from cyclegan_lib import evaluate as ev
 from cyclegan_lib.checkpoint import CheckpointError
 from cyclegan_lib.cli import main
 from cyclegan_lib.data import load_domain
-from cyclegan_lib.trainer import load_generator
+from cyclegan_lib.runs import load_generator
 
 STAND_IN = "cyclegan-test-pixels"
 
@@ -122,7 +122,7 @@ def test_inception_weights_with_pickled_objects_are_refused(tmp_path: Path) -> N
     bad = tmp_path / "evil.pth"
     torch.save({"conv.weight": torch.zeros(1), "x": Payload()}, bad)
     with pytest.raises(CheckpointError, match="refused"):
-        ev._check_weights(str(bad))
+        ev.check_inception_weights(str(bad))
 
 
 def test_evaluate_run_on_a_smoke_run(smoke_run: Path, data_root: Path, anime_cascade: Path,
@@ -219,8 +219,8 @@ def test_detector_table() -> None:
     m = {"detector": {"testA": {"anime": 0.35, "human": 0.9}, "testB": {"anime": 0.97,
                                                                           "human": None}}}
     table = ev.detector_table(m)
-    assert "| testA | 0.35 | 0.90 |" in table and "| testB | 0.97 | - |" in table
-    assert "| G_AB(testA) | - | - |" in table
+    assert "| testA | 0.35 | 0.90 |" in table and "| testB | 0.97 | n/a |" in table
+    assert "| G_AB(testA) | n/a | n/a |" in table
 
 
 def test_cli_evaluate_writes_metrics_json(smoke_run: Path, data_root: Path, tmp_path: Path,

@@ -9,7 +9,8 @@ import torch
 from PIL import Image
 
 from cyclegan_lib.data import load_domain, open_rgb
-from cyclegan_lib.faces import (Box, anime_cascade_path, center_square, crop_face,
+from cyclegan_lib.paths import anime_cascade as anime_cascade_path
+from cyclegan_lib.faces import (Box, center_square, crop_face,
                                 detection_rate, find_face, human_cascade_path,
                                 square_crop_box)
 

@@ -1,8 +1,8 @@
 """The fast path computes the reference iteration: same losses, same weights.
 
-``fast=True`` (what every profile uses) batches inputs that share a network into
-one call and uses the fused Adam kernel; ``fast=False`` is the official
-one-call-per-image iteration.  From the same seed, a few steps of each agree
+``CycleGAN.optimize`` (every run) batches inputs that share a network into one
+call, and with ``fast=True`` uses the fused Adam kernel; ``tests/reference_step.py``
+is the official one-call-per-image iteration (with for-loop Adam, ``fast=False``).  From the same seed, a few steps of each agree
 exactly up to rounding in float64 (losses, weights, history buffers) and closely
 in float32 (with ``amp="off"``: bf16 autocast is a separate, tested option), for the stabilized recipe and for the presets whose step differs
 (random discriminator patches, NLL loss with a single-output head and no buffer).
@@ -12,10 +12,12 @@ from __future__ import annotations
 import pytest
 import torch
 
-from cyclegan_lib import trainer as trainer_mod
+from cyclegan_lib import cyclegan as cyclegan_mod
 from cyclegan_lib.config import ConfigError, make_config
 from cyclegan_lib.data import DomainImages, EpochPlan, ScanReport, UnpairedData, make_batch
-from cyclegan_lib.trainer import Trainer, cpu_has_native_bf16
+from cyclegan_lib.cyclegan import cpu_has_native_bf16
+from cyclegan_lib.trainer import Trainer
+from reference_step import reference_optimize
 
 STEPS = 4
 
@@ -44,8 +46,9 @@ def _run(tmp_path, preset: str, fast: bool, data: UnpairedData, dtype: torch.dty
         losses = []
         for i in range(STEPS):
             a, b = make_batch(data, plan, i * bs, bs, cfg.image_size, trainer.device,
-                              trainer.channels_last)
-            losses.append(trainer.train_step(a.to(dtype), b.to(dtype)))
+                              trainer.model.channels_last)
+            step = trainer.train_step if fast else lambda x, y: reference_optimize(trainer.model, x, y)
+            losses.append(step(a.to(dtype), b.to(dtype)))
     finally:
         torch.set_default_dtype(previous)
     return trainer, torch.stack(losses)
@@ -69,12 +72,11 @@ def test_fast_path_is_the_reference_maths_in_float64(tmp_path, preset, overrides
     data = _data_for(overrides)
     ref, ref_losses = _run(tmp_path, preset, False, data, torch.float64, **overrides)
     fast, fast_losses = _run(tmp_path, preset, True, data, torch.float64, **overrides)
-    assert fast.batched and not ref.batched
     assert torch.isfinite(ref_losses).all()
     torch.testing.assert_close(fast_losses, ref_losses, rtol=1e-9, atol=1e-12)
     for name in ("G_AB", "G_BA", "D_A", "D_B"):
-        for (key, p_ref), p_fast in zip(getattr(ref.nets, name).state_dict().items(),
-                                        getattr(fast.nets, name).state_dict().values()):
+        for (key, p_ref), p_fast in zip(getattr(ref.model, name).state_dict().items(),
+                                        getattr(fast.model, name).state_dict().values()):
             # A bias right before an instance norm has no effect on anything (the norm
             # removes it) and its gradient is pure rounding noise, which Adam scales up
             # to +-lr per step; every other parameter agrees to rounding.
@@ -82,7 +84,7 @@ def test_fast_path_is_the_reference_maths_in_float64(tmp_path, preset, overrides
             torch.testing.assert_close(p_fast, p_ref, rtol=1e-9, atol=atol,
                                        msg=lambda m, k=f"{name}.{key}": f"{k}: {m}")
     for pool in ("pool_A", "pool_B"):
-        a, b = getattr(ref, pool).images, getattr(fast, pool).images
+        a, b = getattr(ref.model, pool).images, getattr(fast.model, pool).images
         assert len(a) == len(b)
         for x, y in zip(a, b):
             torch.testing.assert_close(y, x, rtol=1e-9, atol=1e-12)
@@ -105,24 +107,23 @@ def test_cpu_profile_uses_the_fast_path(tmp_path):
     assert cfg.fast
     trainer = Trainer(cfg, tmp_path / "no-data", tmp_path / "run", progress=False,
                       data=_data(2, cfg.resolved_load_size))
-    assert trainer.batched
-    assert all(g.get("fused") for opt in (trainer.opt_G, trainer.opt_D) for g in opt.param_groups)
+    assert all(g.get("fused") for opt in (trainer.model.opt_G, trainer.model.opt_D) for g in opt.param_groups)
     # bf16 autocast follows the hardware: on where the CPU has bf16 instructions.
     assert cfg.amp == "auto"
-    assert trainer.use_amp == cpu_has_native_bf16()
+    assert trainer.model.use_amp == cpu_has_native_bf16()
 
 
 def test_amp_option(tmp_path, monkeypatch):
     data = _data(2, 36)
     cfg = make_config("stabilized", "smoke", amp="off")
-    assert not Trainer(cfg, tmp_path / "x", tmp_path / "off", progress=False, data=data).use_amp
+    assert not Trainer(cfg, tmp_path / "x", tmp_path / "off", progress=False, data=data).model.use_amp
     cfg = make_config("stabilized", "smoke", amp="bf16")
-    assert Trainer(cfg, tmp_path / "x", tmp_path / "bf16", progress=False, data=data).use_amp
+    assert Trainer(cfg, tmp_path / "x", tmp_path / "bf16", progress=False, data=data).model.use_amp
     for native in (True, False):
-        monkeypatch.setattr(trainer_mod, "cpu_has_native_bf16", lambda: native)
+        monkeypatch.setattr(cyclegan_mod, "cpu_has_native_bf16", lambda: native)
         cfg = make_config("stabilized", "smoke", amp="auto")
         trainer = Trainer(cfg, tmp_path / "x", tmp_path / f"auto{native}", progress=False, data=data)
-        assert trainer.use_amp is native
+        assert trainer.model.use_amp is native
     with pytest.raises(ConfigError, match="amp"):
         make_config("stabilized", "smoke", amp="fp8")
 

@@ -10,7 +10,8 @@ from safetensors.torch import load_file
 
 from cyclegan_lib.config import make_config
 from cyclegan_lib.pretrained import export_run, is_pretrained, load_network, weight_files
-from cyclegan_lib.trainer import Trainer, ensure_run, load_checkpoint_config, load_generator
+from cyclegan_lib.runs import load_checkpoint_config, load_generator
+from cyclegan_lib.trainer import Trainer, ensure_run
 
 from _cli import run as run_cli
 from conftest import make_images
@@ -44,7 +45,7 @@ def test_export_writes_fp16_averaged_generators_and_records(ema_run, tmp_path: P
         assert all(v.dtype == torch.float16 for v in state.values())
     g = load_network(out, "G_AB")
     for k, v in g.state_dict().items():  # the averaged weights, rounded to fp16
-        expected = trainer.ema["G_AB"].state_dict()[k]
+        expected = trainer.model.ema["G_AB"].state_dict()[k]
         assert torch.equal(v, expected.half().float()), k
     summary = json.loads((out / "summary.json").read_text())
     assert summary["steps"] == trainer.step and summary["generators"] == "ema"

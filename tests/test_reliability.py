@@ -19,7 +19,7 @@ import pytest
 import torch
 from PIL import Image
 
-import cyclegan_lib.trainer as trainer_mod
+import cyclegan_lib.cyclegan as cyclegan_mod
 from _cli import CLI, cli_env, run, run_many
 from conftest import make_images
 from cyclegan_lib.checkpoint import (CheckpointError, atomic_save, checkpoint_name,
@@ -28,7 +28,8 @@ from cyclegan_lib.cli import main
 from cyclegan_lib.config import make_config
 from cyclegan_lib.data import scan_folder
 from cyclegan_lib.models import load_official_generator
-from cyclegan_lib.trainer import Trainer, TrainingError, load_generator, train
+from cyclegan_lib.runs import load_generator
+from cyclegan_lib.trainer import Trainer, TrainingError, train
 
 
 
@@ -216,8 +217,8 @@ def test_damaged_newest_checkpoint_falls_back_to_the_previous(tiny_dataset: Path
     part.fit()
     assert (tmp_path / "run" / "checkpoints" / (checkpoint_name(6) + ".damaged")).is_file()
     assert "skipped damaged checkpoint step_00000006.pt" in (tmp_path / "run" / "log.txt").read_text()
-    for key, value in full.nets.state_dict().items():
-        assert torch.equal(part.nets.state_dict()[key], value), key
+    for key, value in full.model.state_dict().items():
+        assert torch.equal(part.model.state_dict()[key], value), key
     # nothing readable at all: a one-line error, not a fresh start over the old run
     for _, path in list_checkpoints(tmp_path / "run" / "checkpoints"):
         path.write_bytes(b"")
@@ -314,14 +315,14 @@ def test_non_finite_loss_stops_naming_step_and_term(tiny_dataset: Path, tmp_path
                                                     capsys: pytest.CaptureFixture,
                                                     one_thread) -> None:
     calls = {"n": 0}
-    real = trainer_mod.cycle_loss
+    real = cyclegan_mod.cycle_loss
 
     def nan_at_step_5(reconstructed, original, weight=10.0):
         calls["n"] += 1  # two calls per step: cycle_A then cycle_B
         loss = real(reconstructed, original, weight)
         return loss * float("nan") if calls["n"] == 9 else loss
 
-    monkeypatch.setattr(trainer_mod, "cycle_loss", nan_at_step_5)
+    monkeypatch.setattr(cyclegan_mod, "cycle_loss", nan_at_step_5)
     run_dir = tmp_path / "run"
     code = main(["train", "--profile", "smoke", "--data", str(tiny_dataset), "--out", str(run_dir),
                  "--save-every", "2", "--set", "log_every=3", "--no-progress"])

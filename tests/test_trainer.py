@@ -10,8 +10,8 @@ import torch
 
 from cyclegan_lib.checkpoint import CheckpointError, latest_checkpoint, safe_load
 from cyclegan_lib.config import make_config
-from cyclegan_lib.trainer import (LOSS_NAMES, Trainer, TrainingError, load_checkpoint_config,
-                                  load_generator, lr_factor, read_history, run_is_complete, train)
+from cyclegan_lib.runs import load_checkpoint_config, load_generator, read_history, run_is_complete
+from cyclegan_lib.trainer import LOSS_NAMES, Trainer, TrainingError, lr_factor, train
 
 
 
@@ -57,7 +57,7 @@ def test_trainer_applies_the_schedule_at_epoch_boundaries(tiny_dataset: Path, tm
     step = trainer.train_step
 
     def recording_step(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-        seen.append((trainer.opt_G.param_groups[0]["lr"], trainer.opt_D.param_groups[0]["lr"]))
+        seen.append((trainer.model.opt_G.param_groups[0]["lr"], trainer.model.opt_D.param_groups[0]["lr"]))
         return step(a, b)
 
     trainer.train_step = recording_step  # type: ignore[method-assign]
@@ -97,14 +97,14 @@ def test_smoke_run_writes_everything(tiny_dataset: Path, tmp_path: Path, one_thr
 def test_training_changes_all_four_networks(tiny_dataset: Path, tmp_path: Path, one_thread) -> None:
     cfg = make_config("stabilized", "smoke", max_steps=2)
     trainer = Trainer(cfg, tiny_dataset, tmp_path / "run", progress=False)
-    before = {k: v.clone() for k, v in trainer.nets.state_dict().items()}
+    before = {k: v.clone() for k, v in trainer.model.state_dict().items()}
     trainer.fit()
-    after = trainer.nets.state_dict()
+    after = trainer.model.state_dict()
     weights = [k for k in before if k.endswith(".weight")]
     assert {k.split(".")[0] for k in weights} == {"G_AB", "G_BA", "D_A", "D_B"}
     for key in weights:  # every conv weight gets a gradient and moves
         assert not torch.equal(before[key], after[key]), key
-    assert all(p.requires_grad for p in trainer.nets.parameters())
+    assert all(p.requires_grad for p in trainer.model.parameters())
 
 
 def test_identity_term_can_be_switched_off(tiny_dataset: Path, tmp_path: Path, one_thread) -> None:
@@ -120,7 +120,7 @@ def test_pool_fills_during_training(tiny_dataset: Path, tmp_path: Path, one_thre
     cfg = make_config("stabilized", "smoke", pool_size=5)
     trainer = Trainer(cfg, tiny_dataset, tmp_path / "run", progress=False)
     trainer.fit()
-    assert len(trainer.pool_A) == len(trainer.pool_B) == 5
+    assert len(trainer.model.pool_A) == len(trainer.model.pool_B) == 5
     state = safe_load(latest_checkpoint(tmp_path / "run" / "checkpoints"))
     assert len(state["buffers"]["A"]["images"]) == 5
 
@@ -150,14 +150,14 @@ def test_resume_in_process_is_exact(tiny_dataset: Path, tmp_path: Path, one_thre
                    resume=True, progress=False)
     assert part.step == 3
     part.fit()
-    for k, v in full.nets.state_dict().items():
-        assert torch.equal(part.nets.state_dict()[k], v), k
+    for k, v in full.model.state_dict().items():
+        assert torch.equal(part.model.state_dict()[k], v), k
     for name in ("opt_G", "opt_D"):  # Adam moments and step counts
-        a, b = getattr(full, name).state_dict(), getattr(part, name).state_dict()
+        a, b = getattr(full.model, name).state_dict(), getattr(part.model, name).state_dict()
         for i, st in a["state"].items():
             assert all(torch.equal(st[k], b["state"][i][k]) for k in st), (name, i)
     for name in ("pool_A", "pool_B"):  # full buffers, swapping since step 3
-        a, b = getattr(full, name), getattr(part, name)
+        a, b = getattr(full.model, name), getattr(part.model, name)
         assert len(a) == 2 and all(torch.equal(x, y) for x, y in zip(a.images, b.images))
         assert a.rng.getstate() == b.rng.getstate()
     assert torch.equal(full.history, part.history)
@@ -205,30 +205,30 @@ def test_ema_generators_average_the_weights_and_resume_exactly(tiny_dataset: Pat
     """ema = d * ema + (1 - d) * w after every generator step; saved, resumed, loaded."""
     cfg = make_config("stabilized", "smoke", pool_size=2, ema_decay=0.9)
     full = Trainer(cfg, tiny_dataset, tmp_path / "full", progress=False)
-    start = {k: v.clone() for k, v in full.nets.G_AB.state_dict().items()}
+    start = {k: v.clone() for k, v in full.model.G_AB.state_dict().items()}
     expected = {k: v.clone() for k, v in start.items()}
-    step = full._update_ema
+    step = full.model.update_ema
 
     def tracking() -> None:
         step()
-        for k, w in full.nets.G_AB.state_dict().items():
+        for k, w in full.model.G_AB.state_dict().items():
             expected[k] = 0.9 * expected[k] + 0.1 * w
-    full._update_ema = tracking  # type: ignore[method-assign]
+    full.model.update_ema = tracking  # type: ignore[method-assign]
     full.fit()
-    for k, v in full.ema["G_AB"].state_dict().items():
+    for k, v in full.model.ema["G_AB"].state_dict().items():
         assert torch.allclose(v, expected[k], atol=1e-6), k
         if v.is_floating_point() and v.numel() > 1:
-            assert not torch.equal(v, full.nets.G_AB.state_dict()[k]), k  # averaged, not a copy
+            assert not torch.equal(v, full.model.G_AB.state_dict()[k]), k  # averaged, not a copy
     train(dataclasses.replace(cfg, max_steps=3), tiny_dataset, tmp_path / "part", progress=False)
     part = Trainer(cfg, tiny_dataset, tmp_path / "part", resume=True, progress=False)
     part.fit()
-    for k, v in full.ema.state_dict().items():
-        assert torch.equal(part.ema.state_dict()[k], v), k
+    for k, v in full.model.ema.state_dict().items():
+        assert torch.equal(part.model.ema.state_dict()[k], v), k
     shipped = load_generator(tmp_path / "full")
     raw = load_generator(tmp_path / "full", ema=False)
     for k, v in shipped.state_dict().items():
-        assert torch.equal(v, full.ema["G_AB"].state_dict()[k])
-        assert torch.equal(raw.state_dict()[k], full.nets.G_AB.state_dict()[k])
+        assert torch.equal(v, full.model.ema["G_AB"].state_dict()[k])
+        assert torch.equal(raw.state_dict()[k], full.model.G_AB.state_dict()[k])
 
 
 def test_schedule_length_may_change_while_the_rate_is_still_constant(tiny_dataset: Path,
@@ -245,8 +245,8 @@ def test_schedule_length_may_change_while_the_rate_is_still_constant(tiny_datase
                    tiny_dataset, tmp_path / "part", resume=True, progress=False)
     assert part.step == 4
     part.fit()
-    for k, v in full.nets.state_dict().items():
-        assert torch.equal(part.nets.state_dict()[k], v), k
+    for k, v in full.model.state_dict().items():
+        assert torch.equal(part.model.state_dict()[k], v), k
     # past the constant phase of either schedule the steps differ: refused
     train(make_config("stabilized", "smoke", n_epochs=3, n_epochs_decay=3, max_steps=6, **short),
           tiny_dataset, tmp_path / "late", progress=False)
