@@ -61,7 +61,7 @@ class TrainConfig:
     seed: int = 0
     device: str = "auto"                 # "auto", "cpu", "cuda", "cuda:N"
     fast: bool = True                    # batched calls, fused Adam (+ channels_last on CUDA): same maths
-    amp: str = "auto"                    # bf16 autocast: "auto" (where the hardware has bf16), "bf16", "off"
+    amp: str = "auto"                    # "auto" (bf16 where native, fp16 on other GPUs), "bf16", "fp16", "off"
     compile: bool = False                # torch.compile the networks (CUDA; pays off on long runs)
     threads: int | None = None           # torch CPU threads; None = leave torch's default
     # -- bookkeeping ----------------------------------------------------------
@@ -185,9 +185,10 @@ PRESET_HELP: dict[str, str] = {
     "blocks9": "stabilized with 9 residual blocks (same settings as stabilized)",
 }
 
-# Precision: "auto" turns bf16 autocast on where the hardware computes bf16 natively
-# (a CUDA GPU with bf16; a CPU with AVX512-BF16 or AMX) and off elsewhere; see trainer.use_bf16.
-AMP_MODES = ("auto", "bf16", "off")
+# Precision: "auto" is bf16 autocast where the hardware computes bf16 natively (a CUDA GPU
+# with bf16; a CPU with AVX512-BF16 or AMX), fp16 autocast + gradient scaling on CUDA GPUs
+# without bf16 (T4, V100), fp32 elsewhere; see cyclegan_lib.precision.
+AMP_MODES = ("auto", "bf16", "fp16", "off")
 
 # How big a run is.  "auto" is resolved by resolve_profile().
 PROFILES: dict[str, dict[str, Any]] = {

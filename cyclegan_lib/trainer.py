@@ -13,15 +13,15 @@ uint8 tensors of :mod:`cyclegan_lib.data`, inputs that share a network go
 through it in one call, Adam is the fused kernel, and on CUDA the tensors are
 channels_last with cudnn autotuning; losses stay on the device and are fetched
 every ``log_every`` steps, so the loop never waits for the GPU.  Speed with
-fewer bits (``amp``): bf16 autocast, losses in fp32, on by default wherever the
-hardware computes bf16 natively (CUDA GPUs with bf16, CPUs with AVX512-BF16 or
-AMX), where it is the largest single gain (see ``benchmarks/``).
+fewer bits (``amp``, see :mod:`cyclegan_lib.precision`): bf16 autocast, losses in
+fp32, on by default wherever the hardware computes bf16 natively (CUDA GPUs with
+bf16, CPUs with AVX512-BF16 or AMX), where it is the largest single gain (see
+``benchmarks/``); fp16 autocast with gradient scaling on CUDA GPUs without bf16.
 """
 from __future__ import annotations
 
 import contextlib
 import copy
-import functools
 import csv
 import io
 import json
@@ -41,6 +41,7 @@ from .config import ConfigError, TrainConfig
 from .data import EpochPlan, UnpairedData, load_domain, load_unpaired, make_batch
 from .losses import adversarial_loss, cycle_loss, identity_loss
 from .models import PatchDiscriminator, ResnetGenerator, count_parameters, init_weights, random_patches
+from .precision import Precision, cpu_has_native_bf16, use_bf16  # noqa: F401  (re-exported)
 from .pretrained import weight_files as pretrained_files
 from .pretrained import is_pretrained, load_network
 from .pretrained import read_config as read_pretrained_config
@@ -79,34 +80,6 @@ def resolve_device(name: str) -> torch.device:
     if device.type == "cuda" and not torch.cuda.is_available():
         raise ConfigError(f"invalid option device={name!r}: CUDA is not available on this machine")
     return device
-
-
-@functools.cache
-def cpu_has_native_bf16() -> bool:
-    """True when the CPU has bf16 instructions (AVX512-BF16 or AMX), read from /proc/cpuinfo.
-
-    Without them bf16 is emulated and buys nothing, so ``amp="auto"`` stays in fp32.
-    """
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("flags"):
-                return bool({"avx512_bf16", "amx_bf16"} & set(line.split(":", 1)[1].split()))
-    except OSError:
-        pass
-    return False
-
-
-def use_bf16(amp: str, device: torch.device) -> bool:
-    """Whether training on ``device`` runs under bf16 autocast for the ``amp`` option."""
-    if amp == "off":
-        return False
-    cuda = device.type == "cuda"
-    supported = torch.cuda.is_bf16_supported() if cuda else cpu_has_native_bf16()
-    if amp == "bf16":
-        if cuda and not supported:
-            raise ConfigError("invalid option amp='bf16': this GPU has no bf16 support")
-        return True
-    return supported
 
 
 class CycleGAN(nn.Module):
@@ -186,7 +159,8 @@ class Trainer:
             torch.set_num_threads(cfg.threads)
         self.device = resolve_device(cfg.device)
         cuda = self.device.type == "cuda"
-        self.use_amp = use_bf16(cfg.amp, self.device)
+        self.amp = Precision(cfg.amp, self.device)  # autocast + fp16 gradient scalers
+        self.use_amp = self.amp.enabled
         self.channels_last = cfg.fast and cuda
         # Fast path on any device: one call per network for inputs that share it (exact:
         # instance norm and the PatchGAN work per sample); see _train_step_batched.
@@ -279,14 +253,12 @@ class Trainer:
 
     @property
     def precision(self) -> str:
-        """What the networks compute in: ``bf16`` (autocast) or ``fp32``."""
-        return "bf16" if self.use_amp else "fp32"
+        """What the networks compute in: ``bf16``, ``fp16`` (autocast) or ``fp32``."""
+        return self.amp.label
 
     # -- one iteration -----------------------------------------------------------------
     def _autocast(self):
-        if self.use_amp:
-            return torch.autocast(self.device.type, dtype=torch.bfloat16)
-        return contextlib.nullcontext()
+        return self.amp.autocast()
 
     def _update_generators(self, real_a, real_b, fake_a, fake_b, rec_a, rec_b, idt_a, idt_b
                            ) -> list[torch.Tensor]:
@@ -312,8 +284,7 @@ class Trainer:
             terms = [loss_g_ab, loss_g_ba, loss_cyc_a, loss_cyc_b, loss_idt_a, loss_idt_b]
             loss_g = sum(terms[1:], terms[0])
         self.opt_G.zero_grad(set_to_none=True)
-        loss_g.backward()
-        self.opt_G.step()
+        self.amp.backward_step(loss_g, self.opt_G, "G")
         self._update_ema()
         return terms
 
@@ -364,8 +335,7 @@ class Trainer:
                 adversarial_loss(self.D_A(random_patches(real_a, patch)), True, cfg.gan_loss)
                 + adversarial_loss(self.D_A(random_patches(fake_a_old, patch)), False, cfg.gan_loss))
         self.opt_D.zero_grad(set_to_none=True)
-        (loss_d_a + loss_d_b).backward()
-        self.opt_D.step()
+        self.amp.backward_step(loss_d_a + loss_d_b, self.opt_D, "D")
         return torch.stack([*g_terms, loss_d_a, loss_d_b]).detach().float()
 
     def _train_step_batched(self, real_a: torch.Tensor, real_b: torch.Tensor) -> torch.Tensor:
@@ -407,8 +377,7 @@ class Trainer:
             loss_d_a = 0.5 * (adversarial_loss(score_a[:n], True, cfg.gan_loss)
                               + adversarial_loss(score_a[n:], False, cfg.gan_loss))
         self.opt_D.zero_grad(set_to_none=True)
-        (loss_d_a + loss_d_b).backward()
-        self.opt_D.step()
+        self.amp.backward_step(loss_d_a + loss_d_b, self.opt_D, "D")
         return torch.stack([*g_terms, loss_d_a, loss_d_b]).detach().float()
 
     # -- the loop ----------------------------------------------------------------------
@@ -581,6 +550,7 @@ class Trainer:
             "buffers": {"A": self.pool_A.state_dict(), "B": self.pool_B.state_dict()},
             "rng": capture_rng(), "history": self.history.clone(),
             "train_seconds": self.train_seconds,
+            **({"scalers": self.amp.state_dict()} if self.amp.scalers else {}),
             **({"ema": {k: m.state_dict() for k, m in self.ema.items()}} if self.ema is not None
                else {}),
         }
@@ -606,6 +576,7 @@ class Trainer:
         if self.ema is not None:
             for key, module in self.ema.items():
                 module.load_state_dict(state["ema"][key])
+        self.amp.load_state_dict(state.get("scalers"))  # absent in older and non-fp16 runs
         restore_rng(state["rng"])
         self.step = int(state["step"])
         self.history = state["history"]
