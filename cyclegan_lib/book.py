@@ -169,41 +169,21 @@ def _figure_style() -> None:
     })
 
 
-def colab_setup(data_url: str | None = None, target: str | Path = "/content") -> Path | None:
-    """On Colab: fetch the anime-face cascade and (if ``data_url`` is given) selfie2anime.
+def colab_setup(data_url: str | None = None, target: str | Path = "/content",
+                drive: bool = True, profile: str | None = "auto") -> Path | None:
+    """On Colab: runs on Google Drive, selfie2anime fetched, the GPU's profile chosen.
 
-    A no-op returning ``None`` outside Colab.  The chapters' first code cell
-    installs the library and calls this; ``data_url`` (or ``CYCLEGAN_DATA_URL``)
-    may point at a zip/tar of selfie2anime, which is unpacked under
-    ``target``.  Without one, the reader is told in one message where to get
-    the data.  Returns the data folder it set in ``CYCLEGAN_DATA``.
+    A no-op returning ``None`` outside Colab.  The chapters' first code cell installs
+    the library and calls this; :func:`cyclegan_lib.colab.setup` does the work (Drive
+    mount unless ``drive=False`` or declined, data from ``CYCLEGAN_DATA``, ``data_url``
+    / ``CYCLEGAN_DATA_URL`` or Kaggle via kagglehub, ``CYCLEGAN_PROFILE`` on a GPU).
+    Returns the data folder it set in ``CYCLEGAN_DATA`` (None if it found none).
     """
     if not on_colab():
         return None
-    from urllib.request import urlretrieve
+    from .colab import setup
 
-    cache = Path.home() / ".cache" / "cyclegan_lib"
-    cache.mkdir(parents=True, exist_ok=True)
-    cascade = cache / "lbpcascade_animeface.xml"
-    if not cascade.is_file():
-        urlretrieve(ANIME_CASCADE_URL, cascade)
-    os.environ.setdefault("CYCLEGAN_ANIME_CASCADE", str(cascade))
-    target = Path(target)
-    data = target / "selfie2anime"
-    data_url = data_url or os.environ.get("CYCLEGAN_DATA_URL")
-    if not (data / "trainA").is_dir() and data_url:
-        from torchvision.datasets.utils import download_and_extract_archive
-
-        download_and_extract_archive(data_url, download_root=str(target),
-                                     extract_root=str(data))
-        inner = [p for p in data.rglob("trainA") if p.is_dir()]
-        if inner and inner[0].parent != data:
-            data = inner[0].parent
-    if (data / "trainA").is_dir():
-        os.environ.setdefault("CYCLEGAN_DATA", str(data))
-        return data
-    print(SELFIE2ANIME_HELP)
-    return None
+    return setup(data_url=data_url, target=target, drive=drive, profile=profile).data_dir
 
 
 # -- runs ----------------------------------------------------------------------------------
