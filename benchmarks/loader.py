@@ -90,13 +90,13 @@ def train_step_rate(data, cfg, steps: int, warmup: int) -> list[float]:
         pending = []
         for i in range(warmup):
             pending.append(trainer.train_step(*make_batch(
-                data, plan, i * bs, bs, cfg.image_size, trainer.device, trainer.channels_last)))
+                data, plan, i * bs, bs, cfg.image_size, trainer.device, trainer.model.channels_last)))
         torch.stack(pending).cpu()
         for i in range(warmup, warmup + steps):
             sync(trainer.device)
             t = time.perf_counter()
             loss = trainer.train_step(*make_batch(
-                data, plan, i * bs, bs, cfg.image_size, trainer.device, trainer.channels_last))
+                data, plan, i * bs, bs, cfg.image_size, trainer.device, trainer.model.channels_last))
             loss.cpu()
             rates.append(bs / (time.perf_counter() - t))
     return rates

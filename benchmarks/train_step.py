@@ -85,7 +85,7 @@ def make_cfg(args, mode: str):
     return make_config("stabilized", "cpu", image_size=args.size, ngf=args.ngf, ndf=args.ngf,
                        n_blocks=args.blocks, batch_size=args.batch, device=args.device,
                        fast=mode not in ("reference", "cache", "batched"), compile=mode == "fast_compile",
-                       amp="off" if mode in FP32_MODES else "auto",
+                       amp="off" if mode in FP32_MODES else args.amp,
                        log_every=args.log_every)
 
 
@@ -187,7 +187,8 @@ def child(args) -> dict:
            "first_step_s": round(first_step, 2), "data_setup_s": round(data_seconds, 2),
            "memory": peak_memory(device),
            "trainer": {"batched": mode not in ("reference", "cache"), "channels_last": trainer.model.channels_last,
-                       "bf16_autocast": trainer.model.use_amp, "compile": cfg.compile,
+                       "bf16_autocast": trainer.precision == "bf16",
+                       "precision": trainer.precision, "compile": cfg.compile,
                        "adam_fused": bool(trainer.model.opt_G.param_groups[0].get("fused"))}}
     if args.flops and mode in ("reference", "fast", "fast_fp32"):
         out["flops_per_iteration"] = count_flops(trainer, *next_batch())
@@ -248,6 +249,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--warmup", type=int, default=2)
     p.add_argument("--log-every", type=int, default=25, help="loss fetch cadence (as training)")
+    p.add_argument("--amp", default="auto", choices=("auto", "bf16", "fp16"),
+                   help="precision of the fast modes (auto: bf16 where native, fp16 on other GPUs)")
     p.add_argument("--modes", default=None, help=f"comma list from {', '.join(MODES)}")
     p.add_argument("--ablation", action="store_true", help="also the one-change-at-a-time modes")
     p.add_argument("--compile", action="store_true", help="also fast + torch.compile")
@@ -310,8 +313,10 @@ def main(argv: list[str] | None = None) -> int:
             target = 1.3 if device.type == "cpu" else 2.0
             report["target"] = f"fast >= {target}x reference ({device.type})"
             report["target_met"] = report["fast_over_reference"] >= target
-            report["fast_precision"] = ("bf16 autocast" if ok["fast"]["trainer"]["bf16_autocast"]
-                                        else "fp32 (no native bf16 here)")
+            label = ok["fast"]["trainer"].get("precision", "fp32")
+            report["fast_precision"] = {"bf16": "bf16 autocast",
+                                        "fp16": "fp16 autocast + gradient scaling (no bf16 here)"
+                                        }.get(label, "fp32 (no native bf16 here)")
         if "fast_fp32" in ok:
             report["fast_fp32_over_reference"] = report["speedup_vs_reference"]["fast_fp32"]
     flops = next((r.get("flops_per_iteration") for r in ok.values()

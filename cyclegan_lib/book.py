@@ -15,7 +15,6 @@ from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
-from urllib.request import urlretrieve
 
 import matplotlib
 import torch
@@ -23,9 +22,9 @@ from IPython import get_ipython
 from IPython.display import display
 from markdown_it import MarkdownIt
 from PIL import Image
-from torchvision.datasets.utils import download_and_extract_archive
 
-from . import paths
+from . import colab, paths
+from .colab import ANIME_CASCADE_URL, SELFIE2ANIME_HELP  # noqa: F401 (re-exported)
 from .config import PROFILES, TrainConfig, make_config, resolve_profile
 from .cyclegan import resolve_device
 from .data import IMAGE_EXTENSIONS, load_domain
@@ -44,12 +43,7 @@ __all__ = [
     "SELFIE2ANIME_HELP", "SMOKE_EVAL_IMAGES",
 ]
 
-ANIME_CASCADE_URL = ("https://raw.githubusercontent.com/nagadomi/lbpcascade_animeface/master/"
-                     "lbpcascade_animeface.xml")
-SELFIE2ANIME_HELP = (
-    "selfie2anime (U-GAT-IT, Kim et al. 2020) is not bundled: download it (for example the "
-    "Kaggle copy 'arnaud58/selfie2anime' or the link in the U-GAT-IT repository), unpack it so "
-    "that trainA/trainB/testA/testB are in one folder, and set data_dir (or CYCLEGAN_DATA) to it.")
+
 
 
 # -- set-up --------------------------------------------------------------------------------
@@ -125,30 +119,19 @@ def _figure_style() -> None:
     })
 
 
-def colab_setup(data_url: str | None = None, target: str | Path = "/content") -> Path | None:
-    """On Colab: fetch the anime-face cascade and (if ``data_url`` is given) selfie2anime."""
+def colab_setup(data_url: str | None = None, target: str | Path = "/content",
+                drive: bool = True, profile: str | None = "auto") -> Path | None:
+    """On Colab: runs on Google Drive, selfie2anime fetched, the GPU's profile chosen.
+
+    A no-op returning ``None`` outside Colab.  The chapters' first code cell installs
+    the library and calls this; :func:`cyclegan_lib.colab.setup` does the work (Drive
+    mount unless ``drive=False`` or declined, data from ``CYCLEGAN_DATA``, ``data_url``
+    / ``CYCLEGAN_DATA_URL`` or Kaggle via kagglehub, ``CYCLEGAN_PROFILE`` on a GPU).
+    Returns the data folder it set in ``CYCLEGAN_DATA`` (None if it found none).
+    """
     if not on_colab():
         return None
-    cache = Path.home() / ".cache" / "cyclegan_lib"
-    cache.mkdir(parents=True, exist_ok=True)
-    cascade = cache / "lbpcascade_animeface.xml"
-    if not cascade.is_file():
-        urlretrieve(ANIME_CASCADE_URL, cascade)
-    paths.set_default("CYCLEGAN_ANIME_CASCADE", cascade)
-    target = Path(target)
-    data = target / "selfie2anime"
-    data_url = data_url or paths.data_url()
-    if not (data / "trainA").is_dir() and data_url:
-        download_and_extract_archive(data_url, download_root=str(target),
-                                     extract_root=str(data))
-        inner = [p for p in data.rglob("trainA") if p.is_dir()]
-        if inner and inner[0].parent != data:
-            data = inner[0].parent
-    if (data / "trainA").is_dir():
-        paths.set_default("CYCLEGAN_DATA", data)
-        return data
-    print(SELFIE2ANIME_HELP)
-    return None
+    return colab.setup(data_url=data_url, target=target, drive=drive, profile=profile).data_dir
 
 
 # -- runs ----------------------------------------------------------------------------------

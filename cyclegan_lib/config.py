@@ -17,7 +17,8 @@ from .errors import ConfigError
 
 __all__ = [
     "ConfigError", "TrainConfig", "PRESETS", "PROFILES", "SHORT_RUNS", "make_config",
-    "resolve_profile", "describe_presets", "parse_override",
+    "resolve_profile", "describe_presets", "parse_override", "estimate_t4_minutes",
+    "BIG_GPU_GIB",
 ]
 
 
@@ -55,7 +56,7 @@ class TrainConfig:
     seed: int = 0
     device: str = "auto"                 # "auto", "cpu", "cuda", "cuda:N"
     fast: bool = True                    # fused Adam (+ channels_last, cudnn autotuning on CUDA): same maths
-    amp: str = "auto"                    # bf16 autocast: "auto" (where the hardware has bf16), "bf16", "off"
+    amp: str = "auto"                    # "auto" (bf16 where native, fp16 on other GPUs), "bf16", "fp16", "off"
     compile: bool = False                # torch.compile the networks (CUDA; pays off on long runs)
     threads: int | None = None           # torch CPU threads; None = leave torch's default
     # -- bookkeeping ----------------------------------------------------------
@@ -179,9 +180,10 @@ PRESET_HELP: dict[str, str] = {
     "blocks9": "stabilized with 9 residual blocks (same settings as stabilized)",
 }
 
-# Precision: "auto" turns bf16 autocast on where the hardware computes bf16 natively
-# (a CUDA GPU with bf16; a CPU with AVX512-BF16 or AMX) and off elsewhere; see trainer.use_bf16.
-AMP_MODES = ("auto", "bf16", "off")
+# Precision: "auto" is bf16 autocast where the hardware computes bf16 natively (a CUDA GPU
+# with bf16; a CPU with AVX512-BF16 or AMX), fp16 autocast + gradient scaling on CUDA GPUs
+# without bf16 (T4, V100), fp32 elsewhere; see cyclegan_lib.precision.
+AMP_MODES = ("auto", "bf16", "fp16", "off")
 
 # How big a run is.  "auto" is resolved by resolve_profile().
 PROFILES: dict[str, dict[str, Any]] = {
@@ -206,7 +208,44 @@ PROFILES: dict[str, dict[str, Any]] = {
     "full": dict(image_size=256, ngf=64, ndf=64, n_epochs=100, n_epochs_decay=100,
                  epoch_size=None, device="auto", log_every=100, sample_every=2000,
                  save_every=5000),
+    # About an hour per experiment on a free Colab T4 (fp16; see estimate_t4_minutes): the
+    # paper's networks (ngf = ndf = 64) at 128 px, 15 + 15 epochs of 1,000 steps (30,000
+    # iterations, about 9 passes over the 3,400 images), the generators' EMA as in `book`.
+    # A checkpoint (networks, Adam moments, EMA: about 0.45 GB) every 2,500 steps (about
+    # 4 min), so a Colab disconnect costs at most that much once the run lives on Drive.
+    "colab": dict(image_size=128, ngf=64, ndf=64, n_epochs=15, n_epochs_decay=15,
+                  epoch_size=1000, device="auto", ema_decay=0.999, log_every=100,
+                  sample_every=2500, save_every=2500),
 }
+
+# -- the colab profile's time, estimated from FLOPs -------------------------------------------
+# benchmarks/train_step.py counts 468.8 GFLOP per iteration (convolutions and matmuls,
+# forward + backward) at 128 px, ngf = ndf = 64, 9 blocks, batch 1 (29.8 GFLOP at 64 px,
+# ngf 32: the count scales as pixels x width^2).  A T4's published fp16 tensor-core peak is
+# 65 TFLOP/s; a batch-1 CycleGAN reaches far less (small convolutions, instance norm and
+# losses outside the tensor cores, one image per kernel launch).  We assume 8 TFLOP/s (12%
+# of peak; the same rate makes the `full` profile's 680,000 iterations take 2 days, as
+# reported for a T4) plus 30 ms per iteration of launch and Python overhead on Colab's two
+# vCPUs.  Not measured on a T4: benchmarks/gpu_check.py measures it where a GPU is at hand.
+GFLOP_128PX_NGF64 = 468.8
+T4_EFFECTIVE_TFLOPS = 8.0
+T4_OVERHEAD_S = 0.030
+
+
+def estimate_t4_minutes(profile: str, n_blocks: int = 9) -> float:
+    """Estimated minutes of one experiment of ``profile`` on a Colab T4 in fp16 (see above).
+
+    Counts a full epoch as 3,400 steps (selfie2anime) where the profile leaves
+    ``epoch_size`` unset; the residual blocks are scaled as a share of the 9-block count.
+    """
+    values = {**dataclasses.asdict(TrainConfig()), **PROFILES[profile]}
+    gflop = GFLOP_128PX_NGF64 * (values["image_size"] / 128) ** 2 * (values["ngf"] / 64) ** 2
+    # About 60% of a 9-block generator's FLOPs are its residual blocks; the discriminators'
+    # share is small.  Generators are ~85% of the iteration.
+    gflop *= 1 - 0.85 * 0.6 * (1 - n_blocks / 9)
+    steps = (values["n_epochs"] + values["n_epochs_decay"]) * (values["epoch_size"] or 3400)
+    seconds = steps * (gflop / (T4_EFFECTIVE_TFLOPS * 1e3) + T4_OVERHEAD_S)
+    return seconds / 60
 
 # Presets that a long profile keeps short: {profile: {preset: shorter profile}}.  The naive
 # model cannot learn (its ReLU output never reaches the negative half of the image range),
@@ -217,17 +256,28 @@ PROFILE_HELP: dict[str, str] = {
     "smoke": "32 px, ngf 8, 8 steps on 12 images: seconds, for tests and CI",
     "cpu": "64 px, ngf 32, 2,400 steps: 7-14 min per experiment on a 2-core CPU",
     "book": "64 px, ngf 32, 3,000 steps, EMA generators: the published models (about 50 min per 9-block run on one core, fp32)",
-    "full": "paper: 256 px, ngf 64, 200 epochs of 3,400 steps (GPU)",
-    "auto": "full when CUDA is available, else cpu",
+    "full": "paper: 256 px, ngf 64, 200 epochs of 3,400 steps (GPU; a T4 would need about "
+            "2 days per experiment)",
+    "colab": "128 px, ngf 64, 30,000 steps, EMA generators: about {t4} min per 9-block "
+             "experiment on a free Colab T4 in fp16 (estimated from FLOPs, see config.py)",
+    "auto": "on CUDA: colab on GPUs under 40 GB, full on bigger ones; else cpu",
 }
+
+# "auto" picks `full` only on GPUs with at least this much memory (A100 40 GB and up).
+BIG_GPU_GIB = 39.0
 
 
 def resolve_profile(profile: str) -> str:
-    """Map ``auto`` to ``full`` on a CUDA machine and ``cpu`` elsewhere."""
+    """Map ``auto`` to a profile for this machine: ``cpu`` without CUDA; on CUDA ``colab`` (about
+    an hour per experiment on a T4) on GPUs under :data:`BIG_GPU_GIB` of memory, ``full`` (the
+    paper, days) on bigger ones.  Ask for ``full`` by name to train the paper's runs anywhere."""
     if profile == "auto":
         import torch
 
-        return "full" if torch.cuda.is_available() else "cpu"
+        if not torch.cuda.is_available():
+            return "cpu"
+        gib = torch.cuda.get_device_properties(0).total_memory / 2 ** 30
+        return "full" if gib >= BIG_GPU_GIB else "colab"
     return profile
 
 
@@ -294,6 +344,7 @@ def describe_presets() -> str:
     lines.append("Profiles (how big):")
     for name, values in PROFILES.items():
         settings = ", ".join(f"{k}={v}" for k, v in values.items())
-        lines.append(f"  {name:<11} {PROFILE_HELP[name]}\n  {'':<11} [{settings}]")
+        text = PROFILE_HELP[name].format(t4=round(estimate_t4_minutes(name)))
+        lines.append(f"  {name:<11} {text}\n  {'':<11} [{settings}]")
     lines.append(f"  {'auto':<11} {PROFILE_HELP['auto']}")
     return "\n".join(lines)

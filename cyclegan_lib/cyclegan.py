@@ -8,10 +8,7 @@ a network go through it in one call (exact: instance norm and the PatchGAN work 
 """
 from __future__ import annotations
 
-import contextlib
 import copy
-import functools
-from pathlib import Path
 
 import torch
 from torch import nn
@@ -21,6 +18,7 @@ from .config import TrainConfig
 from .errors import ConfigError
 from .losses import adversarial_loss, cycle_loss, identity_loss
 from .models import PatchDiscriminator, ResnetGenerator, init_weights, random_patches
+from .precision import Precision, cpu_has_native_bf16, use_bf16  # noqa: F401 (re-exported)
 
 __all__ = ["LOSS_NAMES", "NETWORKS", "CycleGAN", "lr_factor", "resolve_device", "use_bf16",
            "cpu_has_native_bf16", "set_requires_grad"]
@@ -43,29 +41,6 @@ def resolve_device(name: str) -> torch.device:
     if device.type == "cuda" and not torch.cuda.is_available():
         raise ConfigError(f"invalid option device={name!r}: CUDA is not available on this machine")
     return device
-
-
-@functools.cache
-def cpu_has_native_bf16() -> bool:
-    """True when the CPU has AVX512-BF16 or AMX (else bf16 is emulated and buys nothing)."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("flags"):
-                return bool({"avx512_bf16", "amx_bf16"} & set(line.split(":", 1)[1].split()))
-    except OSError:
-        pass
-    return False
-
-
-def use_bf16(amp: str, device: torch.device) -> bool:
-    """Whether training on ``device`` runs under bf16 autocast for the ``amp`` option."""
-    if amp == "off":
-        return False
-    cuda = device.type == "cuda"
-    supported = torch.cuda.is_bf16_supported() if cuda else cpu_has_native_bf16()
-    if amp == "bf16" and cuda and not supported:
-        raise ConfigError("invalid option amp='bf16': this GPU has no bf16 support")
-    return amp == "bf16" or supported
 
 
 def set_requires_grad(nets: list[nn.Module], flag: bool) -> None:
@@ -94,7 +69,8 @@ class CycleGAN(nn.Module):
         self.channels_last = cfg.fast and self.device.type == "cuda"
         if self.channels_last:
             self.to(memory_format=torch.channels_last)
-        self.use_amp = use_bf16(cfg.amp, self.device)
+        self.amp = Precision(cfg.amp, self.device)  # autocast, and fp16 gradient scalers
+        self.use_amp = self.amp.enabled
         # fused: one Adam kernel over all parameters (CPU and CUDA), the same update rule
         adam = dict(lr=cfg.lr, betas=(cfg.beta1, cfg.beta2), **({"fused": True} if cfg.fast else {}))
         self.opt_G = torch.optim.Adam([p for g in self.generators for p in g.parameters()], **adam)
@@ -122,8 +98,8 @@ class CycleGAN(nn.Module):
 
     @property
     def precision(self) -> str:
-        """What the networks compute in: ``bf16`` (autocast) or ``fp32``."""
-        return "bf16" if self.use_amp else "fp32"
+        """What the networks compute in: ``bf16`` or ``fp16`` (autocast), or ``fp32``."""
+        return self.amp.label
 
     def wrap(self, wrapper) -> None:
         """Call the networks through ``wrapper(net)`` (DDP), then ``torch.compile`` if asked."""
@@ -131,9 +107,7 @@ class CycleGAN(nn.Module):
         self.calls = tuple(torch.compile(c) for c in calls) if self.cfg.compile else tuple(calls)
 
     def autocast(self):
-        if self.use_amp:
-            return torch.autocast(self.device.type, dtype=torch.bfloat16)
-        return contextlib.nullcontext()
+        return self.amp.autocast()
 
     def set_lr(self, epoch: int) -> float:
         cfg = self.cfg
@@ -180,8 +154,7 @@ class CycleGAN(nn.Module):
             terms = [loss_g_ab, loss_g_ba, cycle_loss(rec_a, real_a, cfg.lambda_cycle),
                      cycle_loss(rec_b, real_b, cfg.lambda_cycle), loss_idt_a, loss_idt_b]
         self.opt_G.zero_grad(set_to_none=True)
-        sum(terms[1:], terms[0]).backward()
-        self.opt_G.step()
+        self.amp.backward_step(sum(terms[1:], terms[0]), self.opt_G, "G")
         set_requires_grad(self.discriminators, True)
         self.update_ema()
         return fake_a, fake_b, terms
@@ -204,8 +177,7 @@ class CycleGAN(nn.Module):
             loss_d_a = 0.5 * (adversarial_loss(score_a[:n], True, cfg.gan_loss)
                               + adversarial_loss(score_a[n:], False, cfg.gan_loss))
         self.opt_D.zero_grad(set_to_none=True)
-        (loss_d_a + loss_d_b).backward()
-        self.opt_D.step()
+        self.amp.backward_step(loss_d_a + loss_d_b, self.opt_D, "D")
         return [loss_d_a, loss_d_b]
 
     @torch.no_grad()
@@ -222,7 +194,8 @@ class CycleGAN(nn.Module):
                 "optimizers": {"G": self.opt_G.state_dict(), "D": self.opt_D.state_dict()},
                 "buffers": {"A": self.pool_A.state_dict(), "B": self.pool_B.state_dict()},
                 **({"ema": {k: m.state_dict() for k, m in self.ema.items()}}
-                   if self.ema is not None else {})}
+                   if self.ema is not None else {}),
+                **({"scalers": self.amp.state_dict()} if self.amp.scalers else {})}
 
     def load_training_state(self, state: dict) -> None:
         for key in NETWORKS:
@@ -234,3 +207,4 @@ class CycleGAN(nn.Module):
         if self.ema is not None:
             for key, module in self.ema.items():
                 module.load_state_dict(state["ema"][key])
+        self.amp.load_state_dict(state.get("scalers"))

@@ -94,3 +94,8 @@ def data_url() -> str | None:
 def set_default(name: str, value: str | Path) -> None:
     """Export a path found at set-up (Colab) for the rest of the session, unless set."""
     os.environ.setdefault(name, str(value))
+
+
+def export(name: str, value: str | Path) -> None:
+    """Export a setting chosen at set-up (Colab) for the rest of the session, replacing it."""
+    os.environ[name] = str(value)

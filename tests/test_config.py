@@ -54,9 +54,17 @@ def test_overrides_apply_and_none_is_ignored() -> None:
     assert (cfg.seed, cfg.max_steps, cfg.save_every, cfg.n_blocks) == (7, None, 3, 3)
 
 
-@pytest.mark.parametrize("cuda,expected", [(True, "full"), (False, "cpu")])
-def test_auto_profile(monkeypatch: pytest.MonkeyPatch, cuda: bool, expected: str) -> None:
+@pytest.mark.parametrize("cuda,gib,expected", [
+    (True, 80, "full"), (True, 40, "full"),                       # H100, A100 40 GB
+    (True, 15, "colab"), (True, 16, "colab"), (True, 24, "colab"),  # T4, V100, L4
+    (False, 0, "cpu")])
+def test_auto_profile(monkeypatch: pytest.MonkeyPatch, cuda: bool, gib: int, expected: str) -> None:
+    """auto: colab on GPUs under ~40 GB (a free Colab T4), full only on big GPUs, cpu without."""
+    import types
+
     monkeypatch.setattr(torch.cuda, "is_available", lambda: cuda)
+    monkeypatch.setattr(torch.cuda, "get_device_properties",
+                        lambda i: types.SimpleNamespace(total_memory=gib * 2 ** 30 - 2 ** 20))
     assert resolve_profile("auto") == expected
     assert make_config("stabilized", "auto").profile == expected
     assert resolve_profile("smoke") == "smoke"
@@ -132,3 +140,19 @@ def test_preset_patch_is_clamped_after_overrides() -> None:
     assert make_config("patch32", "smoke", image_size=64, d_patch=48).d_patch == 48
     with pytest.raises(ConfigError, match="d_patch.*image_size=32"):
         make_config("stabilized", "smoke", d_patch=70)  # an explicit patch is never cut silently
+
+
+def test_colab_profile_and_its_t4_estimate() -> None:
+    """The colab profile: the paper's widths at 128 px, about an hour on a T4 by the FLOP
+    estimate (which also puts `full` at the two days a T4 is reported to need)."""
+    from cyclegan_lib.config import estimate_t4_minutes
+
+    cfg = make_config("stabilized", "colab")
+    assert (cfg.image_size, cfg.ngf, cfg.ndf, cfg.n_blocks) == (128, 64, 64, 9)
+    assert cfg.total_epochs * cfg.epoch_size == 30_000 and cfg.ema_decay > 0
+    assert 30 <= estimate_t4_minutes("colab") <= 60
+    assert estimate_t4_minutes("colab", n_blocks=3) < estimate_t4_minutes("colab")
+    assert 36 <= estimate_t4_minutes("full") / 60 <= 60  # hours
+    text = describe_presets()
+    line = next(ln for ln in text.splitlines() if ln.strip().startswith("colab"))
+    assert f"about {round(estimate_t4_minutes('colab'))} min" in line and "T4" in line

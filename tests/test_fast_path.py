@@ -12,7 +12,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from cyclegan_lib import cyclegan as cyclegan_mod
+from cyclegan_lib import precision as precision_mod
 from cyclegan_lib.config import ConfigError, make_config
 from cyclegan_lib.data import DomainImages, EpochPlan, ScanReport, UnpairedData, make_batch
 from cyclegan_lib.cyclegan import cpu_has_native_bf16
@@ -120,7 +120,7 @@ def test_amp_option(tmp_path, monkeypatch):
     cfg = make_config("stabilized", "smoke", amp="bf16")
     assert Trainer(cfg, tmp_path / "x", tmp_path / "bf16", progress=False, data=data).model.use_amp
     for native in (True, False):
-        monkeypatch.setattr(cyclegan_mod, "cpu_has_native_bf16", lambda: native)
+        monkeypatch.setattr(precision_mod, "cpu_has_native_bf16", lambda: native)
         cfg = make_config("stabilized", "smoke", amp="auto")
         trainer = Trainer(cfg, tmp_path / "x", tmp_path / f"auto{native}", progress=False, data=data)
         assert trainer.model.use_amp is native

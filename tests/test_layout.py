@@ -33,6 +33,12 @@ def test_environment_is_read_in_paths_only() -> None:
     assert mentions == []
 
 
+def _colab_only(node: ast.Import | ast.ImportFrom) -> bool:
+    """Packages that exist only on Colab are imported where they are used, in a try."""
+    names = [node.module or ""] if isinstance(node, ast.ImportFrom) else [a.name for a in node.names]
+    return all(n.split(".")[0] in ("google", "kagglehub") for n in names)
+
+
 def test_imports_sit_at_module_top_outside_the_cli() -> None:
     inside = []
     for path in MODULES:
@@ -41,7 +47,8 @@ def test_imports_sit_at_module_top_outside_the_cli() -> None:
         for node in ast.walk(ast.parse(path.read_text())):
             if isinstance(node, ast.FunctionDef):
                 inside += [f"{path.name}:{n.lineno}" for n in ast.walk(node)
-                           if isinstance(n, (ast.Import, ast.ImportFrom))]
+                           if isinstance(n, (ast.Import, ast.ImportFrom))
+                           and not _colab_only(n)]
     # config.resolve_profile: config stays torch-free so the CLI checks options at once;
     # __init__.__getattr__: the package's lazy names, for the same reason.
     assert [s.split(":")[0] for s in inside] == ["__init__.py", "config.py"], inside
