@@ -71,9 +71,29 @@ class ChapterContext:
     on_colab: bool = False
 
     def describe(self) -> str:
-        """The one line every chapter prints, so a reader sees what the figures come from."""
-        return (f"profile={self.profile} data={self.data_dir} runs={self.runs_dir} "
-                f"faces={self.faces_dir} device={self.device} seed={self.seed}")
+        """The one line every chapter prints, so a reader sees what the figures come from.
+
+        Folders are shown relative to the repository, or by their last part when
+        they lie outside it: the line is printed on public pages, and a path of the
+        machine that built them has no place there.
+        """
+        from .config import make_config
+
+        try:
+            cfg = make_config("stabilized", self.profile)
+            length = (f"{cfg.total_epochs * cfg.epoch_size:,} steps" if cfg.epoch_size
+                      else f"{cfg.total_epochs} epochs")
+            size = f" ({cfg.image_size} px, ngf {cfg.ngf}, {length})"
+        except Exception:  # noqa: BLE001 - a custom profile: name only
+            size = ""
+        return (f"profile {self.profile}{size}; data: {self._shown(self.data_dir)}; "
+                f"runs: {self._shown(self.runs_dir)}; device {self.device}; seed {self.seed}")
+
+    def _shown(self, path: Path) -> str:
+        try:
+            return Path(path).resolve().relative_to(self.repo_root.resolve()).as_posix() + "/"
+        except ValueError:
+            return Path(path).name + "/"
 
 
 def on_colab() -> bool:
