@@ -445,11 +445,17 @@ def run_metrics(ctx: ChapterContext, runs: Mapping[str, str | Path]) -> dict[str
 
 def show_metrics(ctx: ChapterContext, runs: Mapping[str, str | Path],
                  columns: Sequence[str] | None = None) -> dict[str, dict[str, Any]]:
-    """Compute (or load) the runs' metrics and display them as one table; returns them."""
+    """Compute (or load) the runs' metrics and display them as one table; returns them.
+
+    A metric that could not be computed (KID/FID without the Inception weights) is
+    left out of the table silently: the chapters say so once, in a note
+    (:func:`cyclegan_lib.page.missing_metrics_note`).
+    """
     from .evaluate import metrics_table
 
     metrics = run_metrics(ctx, runs)
-    show_markdown(metrics_table(list(metrics.values()), names=list(metrics), columns=columns))
+    show_markdown(metrics_table(list(metrics.values()), names=list(metrics), columns=columns,
+                                note=False))
     return metrics
 
 

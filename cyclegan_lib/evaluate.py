@@ -482,12 +482,12 @@ def _markdown(rows: list[dict[str, str]]) -> str:
 
 
 def metrics_table(metrics: Sequence[dict], names: Sequence[str] | None = None,
-                  columns: Sequence[str] | None = None) -> str:
+                  columns: Sequence[str] | None = None, note: bool = True) -> str:
     """A markdown table of several runs' metrics (``IPython.display.Markdown`` shows it).
 
     ``columns`` picks headers of :data:`COLUMNS` (default all); columns that are
     empty for every run (e.g. KID when the weights were unavailable) are dropped,
-    and a note under the table says why.
+    and a note under the table says why (``note=False``: the page says it once elsewhere).
     """
     if not metrics:
         raise ValueError("metrics_table: no metrics given")
@@ -496,7 +496,7 @@ def metrics_table(metrics: Sequence[dict], names: Sequence[str] | None = None,
                       and any(r[h] != "-" for r in rows)]
     table = _markdown([{h: r[h] for h in keep} for r in rows])
     skipped = {m.get("kid_skipped") for m in metrics if m.get("kid_skipped")}
-    if skipped:
+    if skipped and note:
         table += "\n\nKID/FID not computed: " + "; ".join(sorted(skipped))
     return table
 

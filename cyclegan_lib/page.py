@@ -20,10 +20,10 @@ import importlib
 import inspect
 import textwrap
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 __all__ = ["resolve", "source_of", "source_html", "show_source", "show_sources_side_by_side",
-           "glue", "note", "display_html"]
+           "glue", "note", "display_html", "missing_metrics_note"]
 
 _PACKAGE_ROOT = Path(__file__).resolve().parent
 
@@ -162,3 +162,19 @@ def note(text: str, kind: str = "note") -> None:
               f'border-radius:4px;margin:0.5em 0"><b>{kind.capitalize()}.</b> '
               f"{html.escape(text)}</div>")
     display_html(markup, f"{kind.upper()}: {text}")
+
+
+def missing_metrics_note(metrics: Mapping[str, Mapping[str, Any]]) -> str | None:
+    """One note saying which metrics are missing and why (KID/FID without Inception weights).
+
+    Tables leave the empty columns out; this says it once.  Returns the text shown,
+    or None when nothing is missing.
+    """
+    reasons = sorted({str(m.get("kid_skipped")) for m in metrics.values() if m.get("kid_skipped")})
+    if not reasons:
+        return None
+    text = ("KID and FID are not in the tables of this book: they need the Inception network's "
+            "weights, which were not available when it was executed (" + "; ".join(reasons)
+            + "). The detector rates and the cycle and identity errors are computed without them.")
+    note(text)
+    return text
