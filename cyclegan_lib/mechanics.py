@@ -33,6 +33,7 @@ __all__ = [
     "measured_receptive_field", "load_discriminator", "patch_scores", "plot_patch_scores",
     "lr_schedule", "plot_lr_schedule", "buffer_ages", "plot_buffer_ages",
     "checkerboard_strength", "checkerboard_timeline", "plot_checkerboard",
+    "generator_layer_table",
 ]
 
 GAN_LOSSES = ("nll", "lsgan")
@@ -97,6 +98,50 @@ def plot_generator_gradients(curves: Mapping[str, Mapping[str, np.ndarray]] | No
     axes[1].set_title("gradient: how hard the generator is pushed")
     fig.tight_layout()
     return fig
+
+
+# -- 1b. where a generator's parameters sit ------------------------------------------------
+
+def generator_layer_table(ngf: int = 64, n_blocks: int = 9) -> list[dict[str, Any]]:
+    """The parameters of each layer of a :class:`ResnetGenerator`, counted from the model.
+
+    Layers without parameters (padding, instance norm without affine terms,
+    activations) are left out; the residual blocks, all alike, are one row with
+    their count.  ``resolution`` is the layer's output size relative to the input.
+    """
+    from .models import ResidualBlock, ResnetGenerator, count_parameters
+
+    net = ResnetGenerator(ngf=ngf, n_blocks=n_blocks)
+    rows: list[dict[str, Any]] = []
+    scale = 1.0
+    for layer in net.model:
+        n = count_parameters(layer)
+        if n == 0:
+            continue
+        if isinstance(layer, ResidualBlock):
+            c = layer.conv_block[1].in_channels
+            if rows and rows[-1]["layer"].startswith("residual block"):
+                rows[-1]["count"] += 1
+                rows[-1]["parameters"] += n
+                continue
+            rows.append({"layer": f"residual block: 2 x conv 3x3, {c}->{c}", "resolution":
+                         f"1/{int(1 / scale)}", "count": 1, "per layer": n, "parameters": n})
+            continue
+        k = layer.kernel_size[0]
+        stride = layer.stride[0]
+        if isinstance(layer, nn.ConvTranspose2d):
+            scale *= stride
+            kind = f"transposed conv {k}x{k}, stride {stride}"
+        else:
+            scale /= stride
+            kind = f"conv {k}x{k}" + (f", stride {stride}" if stride > 1 else "")
+        res = "1" if scale == 1 else f"1/{int(round(1 / scale))}"
+        rows.append({"layer": f"{kind}, {layer.in_channels}->{layer.out_channels}",
+                     "resolution": res, "count": 1, "per layer": n, "parameters": n})
+    total = sum(r["parameters"] for r in rows)
+    for r in rows:
+        r["share"] = r["parameters"] / total
+    return rows
 
 
 # -- 2. the PatchGAN's receptive field ------------------------------------------------------

@@ -72,3 +72,17 @@ def test_figures_draw(smoke_run):
         plt.close(fig)
     timeline = mechanics.checkerboard_timeline(smoke_run)
     assert timeline and all(v > 0 for _, v in timeline)
+
+
+def test_generator_layer_table_adds_up_to_the_model():
+    from cyclegan_lib.models import ResnetGenerator, count_parameters
+
+    for blocks in (3, 9):
+        rows = mechanics.generator_layer_table(ngf=64, n_blocks=blocks)
+        assert sum(r["parameters"] for r in rows) == count_parameters(
+            ResnetGenerator(ngf=64, n_blocks=blocks))
+        res = [r for r in rows if r["layer"].startswith("residual")]
+        assert res[0]["count"] == blocks and res[0]["per layer"] == 2 * (256 * 256 * 9 + 256)
+    three = sum(r["parameters"] for r in mechanics.generator_layer_table(64, 3))
+    nine = sum(r["parameters"] for r in mechanics.generator_layer_table(64, 9))
+    assert round(three / nine, 2) == 0.38
