@@ -461,8 +461,10 @@ def face_detector_rates(outputs: Mapping[str, Sequence[Any]]) -> dict[str, float
 # -- verdicts ------------------------------------------------------------------------------
 
 #: Smallest differences worth a word.  A detector rate on 100 test images has a standard
-#: error of at most 0.05, so 0.1 is about two standard errors; KID x100 from 100 images
-#: moves by about a point between resamplings, so differences under 1 are not read.
+#: error of at most 0.05; the difference of two such rates has one of at most
+#: sqrt(2) x 0.05 = 0.07, so 0.1 is about 1.4 standard errors of a difference.  KID x100
+#: from 100 images moves by about a point between resamplings, so differences under 1 are
+#: not read.
 RATE_TOLERANCE = 0.1
 KID_TOLERANCE = 1.0
 
