@@ -1,15 +1,16 @@
 """Chapter plumbing: set-up, runs, data scans, metrics, photos and showing Markdown.
 
-Every chapter (``notebooks/NN_*.ipynb``) starts the same way::
+Every chapter (``notebooks/NN_*.md``) starts the same way::
 
     ctx = chapter_setup(profile=profile, data_dir=data_dir, runs_dir=runs_dir,
                         seed=seed, device=device)
     runs = ensure_runs(ctx, ["naive", "stabilized"])
 
 so the notebooks stay thin: they hold prose, a few calls and figures, and all
-logic lives here, in :mod:`cyclegan_lib.report` (the tables, sentences and
-verdicts computed from the runs' numbers), in :mod:`cyclegan_lib.viz` and in
-:mod:`cyclegan_lib.widgets`, where it is tested.
+logic lives here, in :mod:`cyclegan_lib.report` (the tables and verdicts
+computed from the runs' numbers), :mod:`cyclegan_lib.page` (library source on
+the page, glued numbers), :mod:`cyclegan_lib.mechanics` (the teaching figures),
+:mod:`cyclegan_lib.viz` and :mod:`cyclegan_lib.widgets`, where it is tested.
 
 Book contract (shared with the book-infrastructure code, see ``book/CONTRACT.md``):
 the parameters cell of every notebook holds ``profile``, ``data_dir``,
@@ -34,7 +35,7 @@ from .report import diversity
 __all__ = [
     "ChapterContext", "chapter_setup", "colab_setup", "on_colab", "find_repo_root",
     "ensure_run", "ensure_runs", "profile_config", "markdown_to_html", "show_markdown",
-    "scan_overview", "folder_overview", "describe_budget", "diversity_ratio",
+    "scan_overview", "folder_overview", "diversity_ratio",
     "inception_weights", "run_metrics", "show_metrics", "face_photos", "consistency_pairs",
     "read_manifest", "photo_labels", "credits_table", "ANIME_CASCADE_URL",
     "SELFIE2ANIME_HELP", "SMOKE_EVAL_IMAGES",
@@ -364,22 +365,6 @@ def folder_overview(folder: str | Path) -> dict[str, Any]:
         "unreadable": bad,
     }
 
-
-def describe_budget(ctx: ChapterContext) -> str:
-    """This profile's training budget against the paper's settings on the same data."""
-    from .config import make_config
-
-    here, full = make_config("stabilized", ctx.profile), make_config("stabilized", "full")
-    epoch = max(sum(1 for p in (ctx.data_dir / d).iterdir() if p.is_file())
-                for d in ("trainA", "trainB"))
-    steps_here = here.total_epochs * (here.epoch_size or epoch)
-    steps_full = full.total_epochs * (full.epoch_size or epoch)
-    return (f"This profile ({ctx.profile}): {here.image_size} px, ngf {here.ngf}, "
-            f"{steps_here:,} steps. The paper's settings on this data (profile full): "
-            f"{full.image_size} px, ngf {full.ngf}, {steps_full:,} steps ({full.total_epochs} "
-            f"epochs of {epoch:,}). These runs trained for "
-            f"{100 * steps_here / steps_full:.2g}% of those steps, on images with "
-            f"{100 * (here.image_size / full.image_size) ** 2:.2g}% of the pixels.")
 
 
 # -- metrics (cyclegan_lib.evaluate) -------------------------------------------------------
