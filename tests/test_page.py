@@ -32,3 +32,17 @@ def test_show_source_prints_outside_ipython(capsys):
 
 def test_glue_returns_the_value():
     assert page.glue("x", 0.25, ".2f") == 0.25
+
+
+def test_every_source_a_chapter_shows_exists():
+    """The chapters name library objects by dotted path; a refactor must keep them valid."""
+    import re
+    from pathlib import Path
+
+    names = set()
+    for md in sorted((Path(__file__).resolve().parents[1] / "notebooks").glob("[0-9][0-9]_*.md")):
+        names.update(re.findall(r'"(cyclegan_lib\.[\w.]+)"', md.read_text()))
+    assert len(names) >= 12, names
+    for name in sorted(names):
+        code, file, _, _ = page.source_of(name)
+        assert code.strip() and file.startswith("cyclegan_lib/"), name
