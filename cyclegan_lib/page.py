@@ -136,10 +136,13 @@ def glue(name: str, value: Any, fmt: str | Callable[[Any], str] | None = None) -
     """Store ``value`` (formatted with ``fmt``) for ``{glue:text}`name``` in the prose.
 
     Uses MyST-NB's ``glue`` when it is installed (the book build) and does nothing
-    visible: the number appears where the prose names it.  Returns ``value``.
+    visible: the number appears where the prose names it.  ``None`` (a metric that
+    could not be computed) is shown as "not measured".  Returns ``value``.
     """
-    if fmt is None:
-        shown: Any = value
+    if value is None:
+        shown: Any = "not measured"  # e.g. a detector rate without the anime cascade
+    elif fmt is None:
+        shown = value
     elif callable(fmt):
         shown = fmt(value)
     else:

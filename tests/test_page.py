@@ -32,6 +32,7 @@ def test_show_source_prints_outside_ipython(capsys):
 
 def test_glue_returns_the_value():
     assert page.glue("x", 0.25, ".2f") == 0.25
+    assert page.glue("y", None, ".2f") is None  # a missing metric does not break the page
 
 
 def test_every_source_a_chapter_shows_exists():
