@@ -22,7 +22,7 @@ import textwrap
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
-__all__ = ["resolve", "source_of", "source_html", "show_source", "show_sources_side_by_side",
+__all__ = ["resolve", "source_of", "grep_source", "source_html", "show_source", "show_sources_side_by_side",
            "glue", "note", "display_html", "missing_metrics_note"]
 
 _PACKAGE_ROOT = Path(__file__).resolve().parent
@@ -74,11 +74,32 @@ def _caption(obj: Any, file: str, first: int, last: int) -> str:
     return f"{module}.{name} ({file}, lines {first}-{last})"
 
 
-def source_html(obj: Any, lines: slice | None = None) -> str:
+def grep_source(obj: Any, text: str) -> str:
+    """Only the lines of ``obj``'s source that contain ``text``, each with its line number.
+
+    For showing where a function is called inside a long method (e.g. every
+    ``random_patches`` call of the training iteration) without copying the method.
+    """
+    code, _, first, _ = source_of(obj)
+    kept = [(first + i, line) for i, line in enumerate(code.splitlines()) if text in line]
+    if not kept:
+        raise ValueError(f"{text!r} does not occur in the source of {obj!r}")
+    indent = min(len(line) - len(line.lstrip()) for _, line in kept)
+    out, previous = [], None
+    for number, line in kept:
+        if previous is not None and number != previous + 1:
+            out.append("...")
+        out.append(f"{line[indent:]}  # line {number}")
+        previous = number
+    return "\n".join(out) + "\n"
+
+
+def source_html(obj: Any, lines: slice | None = None, grep: str | None = None) -> str:
     """The highlighted source of ``obj`` as a self-contained HTML block with a caption.
 
     ``lines`` picks a slice of the source lines (e.g. only the body of a long method);
-    the caption still names the whole object's location.
+    ``grep`` keeps only the lines containing a text (:func:`grep_source`).  The
+    caption still names the whole object's location.
     """
     from pygments import highlight
     from pygments.formatters import HtmlFormatter
@@ -87,9 +108,14 @@ def source_html(obj: Any, lines: slice | None = None) -> str:
     code, file, first, last = source_of(obj)
     if lines is not None:
         code = "".join(code.splitlines(keepends=True)[lines])
+    if grep is not None:
+        code = grep_source(obj, grep)
     body = highlight(code, PythonLexer(), HtmlFormatter(noclasses=True, style="friendly",
                                                         nobackground=True))
-    caption = html.escape(_caption(obj, file, first, last))
+    caption = _caption(obj, file, first, last)
+    if grep is not None:
+        caption += f": the lines that contain {grep}"
+    caption = html.escape(caption)
     return ('<div class="library-source" style="border-left:3px solid #6a9fb5;'
             'padding:0 0 0 0.6em;margin:0.4em 0;overflow-x:auto;font-size:0.85em">'
             f'<div style="font-family:sans-serif;color:#555;font-size:0.9em">{caption}</div>'
@@ -110,12 +136,17 @@ def display_html(markup: str, plain: str) -> None:
     display({"text/html": markup, "text/plain": plain}, raw=True)
 
 
-def show_source(*objs: Any, lines: slice | None = None) -> None:
-    """Show the live source of one or more library objects, highlighted, one after another."""
+def show_source(*objs: Any, lines: slice | None = None, grep: str | None = None) -> None:
+    """Show the live source of one or more library objects, highlighted, one after another.
+
+    ``grep`` shows only the lines that contain a text, with their line numbers.
+    """
     blocks, plain = [], []
     for obj in objs:
-        blocks.append(source_html(obj, lines))
+        blocks.append(source_html(obj, lines, grep))
         code, file, first, last = source_of(obj)
+        if grep is not None:
+            code = grep_source(obj, grep)
         plain.append(f"# {_caption(obj, file, first, last)}\n{code}")
     display_html("".join(blocks), "\n".join(plain))
 

@@ -47,3 +47,10 @@ def test_every_source_a_chapter_shows_exists():
     for name in sorted(names):
         code, file, _, _ = page.source_of(name)
         assert code.strip() and file.startswith("cyclegan_lib/"), name
+
+
+def test_grep_source_shows_the_calls_with_line_numbers():
+    text = page.grep_source("cyclegan_lib.trainer.Trainer._update_generators", "random_patches")
+    lines = [line for line in text.splitlines() if line != "..."]
+    assert len(lines) == 2 and all("random_patches" in l and "# line " in l for l in lines)
+    assert "D_B(random_patches(fake_b" in lines[0]
