@@ -1,7 +1,10 @@
 """Top-level pytest setup for the notebook tests (nbval).
 
 ``pytest`` (see ``[tool.pytest.ini_options]`` in pyproject.toml) runs every source
-chapter ``notebooks/NN_*.ipynb`` top to bottom with ``--nbval-lax``.  The kernels
+chapter ``notebooks/NN_*.md`` top to bottom with ``--nbval-lax``.  The chapters are
+MyST Markdown notebooks (jupytext); nbval collects only ``.ipynb`` files, so
+:func:`pytest_collect_file` below hands nbval each chapter read through jupytext
+(:class:`MystNotebook`): the cells nbval runs are exactly the cells of the source.  The kernels
 must run the chapters at the ``smoke`` profile and train into a temporary
 folder, never into ``runs/``: this file sets, for the notebook kernels only,
 
@@ -27,12 +30,50 @@ from pathlib import Path
 
 import pytest
 
+try:  # the notebook tests need nbval and jupytext (test extras); unit tests do not
+    from nbval.plugin import IPyNbFile
+except ImportError:  # pragma: no cover
+    IPyNbFile = None
+
 REPO = Path(__file__).resolve().parent
 
 # Only the sources are run as notebooks; the published chapters and build outputs never.
 collect_ignore_glob = ["book/*", "_build/*", "runs/*", ".venv/*"]
 
 _TMP: dict[str, Path] = {}
+
+
+if IPyNbFile is not None:
+    class MystNotebook(IPyNbFile):
+        """nbval's notebook collector for a MyST Markdown chapter, read with jupytext."""
+
+        def collect(self):
+            from unittest import mock
+
+            import jupytext
+            import nbval.plugin
+
+            source = self.path
+
+            def read(*_args, **_kwargs):
+                return jupytext.read(source)
+
+            with mock.patch.object(nbval.plugin.nbformat, "read", read):
+                yield from super().collect()
+
+
+def _is_chapter_source(file_path: Path) -> bool:
+    return (file_path.suffix == ".md" and file_path.parent.name == "notebooks"
+            and file_path.name[:2].isdigit())
+
+
+def pytest_collect_file(file_path: Path, parent: pytest.Collector):
+    """Collect ``notebooks/NN_*.md`` as notebooks when nbval is on (``--nbval-lax``)."""
+    opt = parent.config.option
+    if (IPyNbFile is not None and (getattr(opt, "nbval", False) or getattr(opt, "nbval_lax", False))
+            and _is_chapter_source(Path(file_path))):
+        return MystNotebook.from_parent(parent, path=Path(file_path))
+    return None
 
 
 def _notebook_env() -> dict[str, str]:

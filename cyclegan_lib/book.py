@@ -1,9 +1,10 @@
 """Chapter plumbing: set-up, runs, data scans, metrics, photos and showing Markdown.
 
-Every chapter starts with ``ctx = chapter_setup(profile=..., data_dir=..., runs_dir=...,
-seed=..., device=...)`` (the notebook's parameters cell) and ``ensure_runs(ctx, presets)``,
-so the notebooks hold prose, a few calls and figures; the logic lives here, in
-:mod:`.report`, :mod:`.viz` and :mod:`.widgets`, where it is tested.
+Every chapter (``notebooks/NN_*.md``) starts with ``ctx = chapter_setup(profile=...,
+data_dir=..., runs_dir=..., seed=..., device=...)`` (the notebook's parameters cell) and
+``ensure_runs(ctx, presets)``, so the notebooks hold prose, a few calls and figures; the logic
+lives here, in :mod:`.report`, :mod:`.page` (library source on the page, glued numbers),
+:mod:`.mechanics` (the teaching figures), :mod:`.viz` and :mod:`.widgets`, where it is tested.
 """
 from __future__ import annotations
 
@@ -37,7 +38,7 @@ from .viz import generate, test_images
 __all__ = [
     "ChapterContext", "chapter_setup", "colab_setup", "on_colab",
     "ensure_run", "ensure_runs", "profile_config", "markdown_to_html", "show_markdown",
-    "scan_overview", "folder_overview", "describe_budget", "diversity_ratio",
+    "scan_overview", "folder_overview", "diversity_ratio",
     "inception_weights", "run_metrics", "show_metrics", "face_photos", "consistency_pairs",
     "read_manifest", "photo_labels", "credits_table", "ANIME_CASCADE_URL",
     "SELFIE2ANIME_HELP", "SMOKE_EVAL_IMAGES",
@@ -64,9 +65,27 @@ class ChapterContext:
     on_colab: bool = False
 
     def describe(self) -> str:
-        """The one line every chapter prints, so a reader sees what the figures come from."""
-        return (f"profile={self.profile} data={self.data_dir} runs={self.runs_dir} "
-                f"faces={self.faces_dir} device={self.device} seed={self.seed}")
+        """The one line every chapter prints, so a reader sees what the figures come from.
+
+        Folders are shown relative to the repository, or by their last part when
+        they lie outside it: the line is printed on public pages, and a path of the
+        machine that built them has no place there.
+        """
+        try:
+            cfg = make_config("stabilized", self.profile)
+            length = (f"{cfg.total_epochs * cfg.epoch_size:,} steps" if cfg.epoch_size
+                      else f"{cfg.total_epochs} epochs")
+            size = f" ({cfg.image_size} px, ngf {cfg.ngf}, {length})"
+        except Exception:  # noqa: BLE001 - a custom profile: name only
+            size = ""
+        return (f"profile {self.profile}{size}; data: {self._shown(self.data_dir)}; "
+                f"runs: {self._shown(self.runs_dir)}; device {self.device}; seed {self.seed}")
+
+    def _shown(self, path: Path) -> str:
+        try:
+            return Path(path).resolve().relative_to(self.repo_root.resolve()).as_posix() + "/"
+        except ValueError:
+            return Path(path).name + "/"
 
 
 def on_colab() -> bool:
@@ -228,20 +247,6 @@ def folder_overview(folder: str | Path) -> dict[str, Any]:
     }
 
 
-def describe_budget(ctx: ChapterContext) -> str:
-    """This profile's training budget against the paper's settings on the same data."""
-    here, full = make_config("stabilized", ctx.profile), make_config("stabilized", "full")
-    epoch = max(sum(1 for p in (ctx.data_dir / d).iterdir() if p.is_file())
-                for d in ("trainA", "trainB"))
-    steps_here = here.total_epochs * (here.epoch_size or epoch)
-    steps_full = full.total_epochs * (full.epoch_size or epoch)
-    return (f"This profile ({ctx.profile}): {here.image_size} px, ngf {here.ngf}, "
-            f"{steps_here:,} steps. The paper's settings on this data (profile full): "
-            f"{full.image_size} px, ngf {full.ngf}, {steps_full:,} steps ({full.total_epochs} "
-            f"epochs of {epoch:,}). These runs trained for "
-            f"{100 * steps_here / steps_full:.2g}% of those steps, on images with "
-            f"{100 * (here.image_size / full.image_size) ** 2:.2g}% of the pixels.")
-
 
 # -- metrics (cyclegan_lib.evaluate) -------------------------------------------------------
 
@@ -283,9 +288,15 @@ def run_metrics(ctx: ChapterContext, runs: Mapping[str, str | Path]) -> dict[str
 
 def show_metrics(ctx: ChapterContext, runs: Mapping[str, str | Path],
                  columns: Sequence[str] | None = None) -> dict[str, dict[str, Any]]:
-    """Compute (or load) the runs' metrics and display them as one table; returns them."""
+    """Compute (or load) the runs' metrics and display them as one table; returns them.
+
+    A metric that could not be computed (KID/FID without the Inception weights) is
+    left out of the table silently: the chapters say so once, in a note
+    (:func:`cyclegan_lib.page.missing_metrics_note`).
+    """
     metrics = run_metrics(ctx, runs)
-    show_markdown(metrics_table(list(metrics.values()), names=list(metrics), columns=columns))
+    show_markdown(metrics_table(list(metrics.values()), names=list(metrics), columns=columns,
+                                note=False))
     return metrics
 
 

@@ -345,10 +345,11 @@ def metrics_rows(metrics: Sequence[dict], names: Sequence[str] | None = None
 
 
 def metrics_table(metrics: Sequence[dict], names: Sequence[str] | None = None,
-                  columns: Sequence[str] | None = None) -> str:
+                  columns: Sequence[str] | None = None, note: bool = True) -> str:
     """A markdown table of several runs' metrics; ``columns`` picks headers of :data:`COLUMNS`.
 
-    Columns empty for every run (KID without Inception weights) are dropped, with a note why.
+    Columns empty for every run (KID without Inception weights) are dropped, with a note why
+    (``note=False``: the page says it once elsewhere).
     """
     if not metrics:
         raise ValueError("metrics_table: no metrics given")
@@ -357,7 +358,7 @@ def metrics_table(metrics: Sequence[dict], names: Sequence[str] | None = None,
                       and any(r[h] != MISSING for r in rows)]
     table = markdown_table(rows, keep)
     skipped = {m.get("kid_skipped") for m in metrics if m.get("kid_skipped")}
-    if skipped:
+    if skipped and note:
         table += "\n\nKID/FID not computed: " + "; ".join(sorted(skipped))
     return table
 

@@ -1,9 +1,8 @@
-"""What the numbers say: tables, sentences and verdicts computed from the runs' numbers.
+"""What the numbers say: tables, summaries and verdicts computed from a run's numbers.
 
-The chapters never write a result in advance: every comment on a result and every
-verdict on a claim of the paper is computed here, so the prose stays true when the
-runs change (another profile, seed or machine).  Plain functions of numbers, run
-folders or metrics dicts; no chapter context and no display (that is :mod:`.book`).
+The chapters' prose is written by hand; the numbers in it come from here and are inserted
+with MyST ``glue`` (:func:`cyclegan_lib.page.glue`), so a sentence stays true when the runs
+change.  Plain functions of numbers, run folders or metrics dicts; no display.
 """
 from __future__ import annotations
 
@@ -25,9 +24,7 @@ from .tables import fmt, markdown_table
 __all__ = [
     "run_info", "markdown_table", "parameter_table", "generator_macs", "preset_table",
     "CHANCE_D_LOSS", "loss_summary", "output_value_summary", "diversity", "timing_table",
-    "describe_scan", "d_balance_words", "describe_losses", "describe_comparison",
-    "describe_run", "describe_parameters", "describe_timing", "describe_patch",
-    "describe_diversity", "describe_kid", "face_summary", "face_detector_rates",
+    "face_summary", "face_detector_rates",
     "METRIC_PATHS", "metric", "runs_table", "RATE_TOLERANCE", "KID_TOLERANCE", "compare",
     "quality_comparison", "paper_claims",
 ]
@@ -143,132 +140,6 @@ def _macs(info: Mapping[str, Any], blocks: int) -> int:
                           int(info["image_size"]))
 
 
-# -- sentences computed from numbers -------------------------------------------------------
-
-def describe_scan(rows: Sequence[Mapping[str, Any]], max_images: int | None) -> str:
-    """One paragraph on what the scan used, converted and dropped."""
-    used = sum(int(r["used"]) for r in rows)
-    conv = sum(int(r["converted"]) for r in rows)
-    skipped = sum(int(r["skipped"]) for r in rows)
-    parts = [f"The loader used **{used:,}** images in {len(rows)} folders"]
-    parts.append(f"converted {conv:,}" if conv else "converted none")
-    parts.append(f"and skipped {skipped:,} (reasons in the report above)." if skipped
-                 else "and skipped none: every file is a readable RGB image at least as large "
-                      "as the crop.")
-    text = ", ".join(parts[:2]) + " " + parts[2]
-    if max_images:
-        text += (f" At this profile the loader stops after the first {max_images} usable "
-                 f"images of each folder, so these counts describe that subset only.")
-    return text
-
-
-def d_balance_words(ratio: float) -> str:
-    """Words for a discriminator loss relative to chance (see :func:`loss_summary`):
-    below 0.5 D wins clearly, 0.5 to 1.2 neither side dominates, above 1.2 D does worse
-    than a coin toss."""
-    if ratio < 0.5:
-        return "the discriminators separate real from generated images easily"
-    if ratio <= 1.2:
-        return "neither side dominates: the discriminators are close to chance"
-    return "the discriminators do worse than a constant guess of 1/2 would"
-
-
-def describe_losses(label: str, summary: Mapping[str, Any]) -> str:
-    """A sentence on a run's loss summary (:func:`loss_summary`), built from its numbers."""
-    if not summary.get("steps"):
-        return f"{label}: no loss history."
-    chance = CHANCE_D_LOSS.get(summary.get("gan_loss") or "lsgan", 0.25)
-    return (f"**{label}** ({summary['gan_loss']} loss): over the last {summary['window']:,} of "
-            f"{summary['steps']:,} steps the discriminators' loss averaged "
-            f"{summary['D']:.3f}, {summary['D / chance']:.2f} x its value at chance "
-            f"({chance:.3f}): {d_balance_words(summary['D / chance'])}. The generators' "
-            f"adversarial loss swung by {summary['g_spread']:.2f} (std/mean) and the cycle "
-            f"term averaged {summary['cycle']:.3f}.")
-
-
-def describe_comparison(name_a: str, name_b: str, ma: Mapping[str, Any] | None,
-                        mb: Mapping[str, Any] | None) -> str:
-    """"By <measure>, A is better/worse/about the same as B", from :func:`quality_comparison`."""
-    word, detail = quality_comparison(ma, mb)
-    if word == "not measured":
-        return f"{name_a} vs {name_b}: the metrics needed for a comparison are missing."
-    tol = (f"KID x100 differences under {KID_TOLERANCE:g}" if detail.startswith("KID")
-           else f"rate differences under {RATE_TOLERANCE:g}")
-    verdict = "about as good as" if word == "about the same" else f"{word} than"
-    return (f"By the {detail} ({name_a} vs {name_b}), **{name_a}** is **{verdict}** "
-            f"{name_b} ({tol} count as noise).")
-
-
-def describe_run(label: str, run_dir: str | Path) -> str:
-    """One line on a run: steps, training time, device and network sizes (summary.json)."""
-    i = run_info(run_dir)
-    minutes = f"{i['train_seconds'] / 60:.1f} min" if "train_seconds" in i else "? min"
-    return (f"{label}: {i.get('step', 0):,} of {i.get('total_steps', 0):,} steps in {minutes} "
-            f"on {i.get('device', '?')}; generator {i.get('params_G', 0):,} parameters, "
-            f"discriminator {i.get('params_D', 0):,}")
-
-
-def describe_parameters(rows: Sequence[Mapping[str, Any]]) -> str:
-    """The 38% sentence, from :func:`parameter_table` rows (blocks 3, 6 and 9)."""
-    n = {int(r["blocks"]): int(r["parameters"]) for r in rows}
-    per_block = (n[6] - n[3]) // 3
-    return (f"3 blocks have **{n[3] / n[9]:.1%}** of the parameters of 9 blocks. Each block adds "
-            f"{per_block:,} parameters (two 3x3 convolutions at 4 x ngf channels); everything "
-            f"else adds {n[3] - 3 * per_block:,}.")
-
-
-def describe_timing(rows: Sequence[Mapping[str, Any]]) -> str:
-    """Time per step against parameters and compute, from :func:`timing_table` rows."""
-    parts = []
-    for r in rows[:-1]:
-        if r.get("time vs largest") is None:
-            continue
-        parts.append(f"{r['blocks']} blocks: {r['time vs largest']:.0%} of the time per step, "
-                     f"{r['params vs largest']:.0%} of the parameters and "
-                     f"{r['G compute vs largest']:.0%} of the generator's multiply-adds")
-    return ("Relative to the largest model: " + "; ".join(parts) + "." if parts
-            else "No timing information in these runs.")
-
-
-def describe_patch(profile: str) -> str:
-    """How much of an image the 32x32 discriminator sees at ``profile`` (and at 256 px)."""
-    base, small = make_config("stabilized", profile), make_config("patch32", profile)
-    assert small.d_patch is not None
-    return (f"At this profile images are {base.image_size} px: a {small.d_patch}x{small.d_patch} "
-            f"patch covers {(small.d_patch / base.image_size) ** 2:.0%} of an image (at the "
-            f"paper's 256 px, a 32x32 patch covers {(32 / 256) ** 2:.1%}).")
-
-
-def describe_diversity(inputs: "Any", outputs: Mapping[str, "Any"]) -> str:
-    """How much each model's outputs differ from each other, relative to their inputs."""
-    base = diversity(inputs)
-    parts = []
-    for label, out in outputs.items():
-        ratio = diversity(out) / base
-        word = ("almost the same image for every input (collapse)" if ratio < 0.2
-                else "outputs that differ from image to image")
-        parts.append(f"**{label}**: {ratio:.2f} x the inputs' diversity, {word}")
-    return ("Mean pairwise L1 distance between outputs, relative to that between the inputs "
-            "(below 0.2 is read as collapse): " + "; ".join(parts) + ".")
-
-
-def describe_kid(profile: str, metrics: Mapping[str, Any] | None) -> str:
-    """The stabilised model's KID beside U-GAT-IT's published table, or why there is none.
-
-    ``profile`` is the one the runs were trained at (the chapter's ``ctx.profile``).
-    """
-    published = ", ".join(f"{k} {v}" for k, v in PUBLISHED_KID_X100.items())
-    kid = metric(metrics, "KIDx100 A->B")
-    if kid is None:
-        why = (metrics or {}).get("kid_skipped", "no reason recorded")
-        return (f"KID was not computed for these runs ({why}), so there is no number to set "
-                f"beside the published ones (KID x100: {published}).")
-    return (f"The stabilised model's KID x100 (human -> anime) is {kid:.2f}; the U-GAT-IT paper "
-            f"reports {published} at 256 px after full training. These runs were trained at "
-            f"the {profile!r} profile, so the comparison says how far this profile is "
-            f"from a full run, not how the method compares.")
-
-
 # -- metrics and faces ---------------------------------------------------------------------
 
 def runs_table(runs: Mapping[str, str | Path],
@@ -321,8 +192,10 @@ def face_detector_rates(outputs: Mapping[str, Sequence[Any]]) -> dict[str, float
 # -- verdicts ------------------------------------------------------------------------------
 
 #: Smallest differences worth a word.  A detector rate on 100 test images has a standard
-#: error of at most 0.05, so 0.1 is about two standard errors; KID x100 from 100 images
-#: moves by about a point between resamplings, so differences under 1 are not read.
+#: error of at most 0.05; the difference of two such rates has one of at most
+#: sqrt(2) x 0.05 = 0.07, so 0.1 is about 1.4 standard errors of a difference.  KID x100
+#: from 100 images moves by about a point between resamplings, so differences under 1 are
+#: not read.
 RATE_TOLERANCE = 0.1
 KID_TOLERANCE = 1.0
 

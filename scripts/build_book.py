@@ -5,10 +5,12 @@
     python scripts/build_book.py                     # HTML only, from book/chapters (./dev.sh html)
     python scripts/build_book.py --execute --only 05_residual_blocks --no-html
 
-``--execute`` runs each source notebook ``notebooks/NN_*.ipynb`` top to bottom
-with papermill, at the profile ``$CYCLEGAN_PROFILE`` (default ``cpu``) or
+``--execute`` reads each chapter source ``notebooks/NN_*.md`` (a MyST Markdown
+notebook, jupytext front matter), runs it top to bottom with papermill at the
+profile ``$CYCLEGAN_PROFILE`` (default ``book``, the published one) or
 ``--profile``, and writes it with its outputs and its ipywidgets state to
-``book/chapters/NN_*.ipynb``, the published chapter the book renders. A chapter
+``book/chapters/NN_*.ipynb``, the published chapter the book renders (papermill's
+injected-parameters cell is tagged ``remove-cell``, so it is not shown). A chapter
 is replaced only when it executed without error; a failed execution is kept in
 ``_build/failed/`` for inspection. Each chapter's time is printed and written
 to ``_build/chapter_times.json``.
@@ -37,8 +39,8 @@ WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
 
 
 def source_notebooks(only: list[str] | None = None) -> list[Path]:
-    """The chapter sources ``notebooks/NN_*.ipynb`` in order, or the ones named by ``only``."""
-    found = sorted(p for p in SOURCES.glob("[0-9][0-9]_*.ipynb"))
+    """The chapter sources ``notebooks/NN_*.md`` in order, or the ones named by ``only``."""
+    found = sorted(p for p in SOURCES.glob("[0-9][0-9]_*.md"))
     if not only:
         return found
     by_name = {p.stem: p for p in found}
@@ -66,16 +68,44 @@ def widget_problems(nb: dict) -> list[str]:
     return problems
 
 
-def _relative_paths(nb: dict) -> None:
+def _relative_paths(nb: dict, src: Path) -> None:
     """Papermill records absolute input/output paths; keep the published chapter machine-free."""
     meta = nb.get("metadata", {}).get("papermill", {})
-    for key in ("input_path", "output_path"):
-        value = meta.get(key)
-        if value:
-            try:
-                meta[key] = Path(value).resolve().relative_to(REPO).as_posix()
-            except ValueError:
-                meta[key] = Path(value).name
+    if meta.get("input_path"):
+        meta["input_path"] = src.resolve().relative_to(REPO).as_posix()
+    if meta.get("output_path"):
+        meta["output_path"] = f"book/chapters/{src.stem}.ipynb"
+    params = meta.get("parameters") or {}
+    for key, value in params.items():
+        if key.endswith("_dir") and isinstance(value, str):
+            params[key] = _neutral_path(value)
+
+
+def _neutral_path(value: str) -> str:
+    """A path relative to the repository, or only its last part: never the build machine's."""
+    try:
+        return Path(value).resolve().relative_to(REPO).as_posix()
+    except ValueError:
+        return Path(value).name
+
+
+def hide_injected_parameters(nb: dict) -> None:
+    """Tag papermill's injected-parameters cell ``remove-cell`` (it may hold machine paths)."""
+    for cell in nb.get("cells", []):
+        tags = cell.get("metadata", {}).get("tags", [])
+        if "injected-parameters" in tags and "remove-cell" not in tags:
+            cell["metadata"]["tags"] = [*tags, "remove-cell"]
+
+
+def source_to_ipynb(src: Path, dst: Path) -> Path:
+    """Convert a MyST Markdown chapter (jupytext) into an unexecuted ``.ipynb`` at ``dst``."""
+    import jupytext
+    import nbformat
+
+    nb = jupytext.read(src)
+    nb.metadata.pop("jupytext", None)
+    nbformat.write(nb, dst)
+    return dst
 
 
 def execute_chapter(src: Path, parameters: dict, kernel: str | None, timeout: int | None) -> float:
@@ -84,13 +114,15 @@ def execute_chapter(src: Path, parameters: dict, kernel: str | None, timeout: in
     import papermill as pm
 
     CHAPTERS.mkdir(parents=True, exist_ok=True)
-    dst = CHAPTERS / src.name
+    name = src.stem + ".ipynb"
+    dst = CHAPTERS / name
     with tempfile.TemporaryDirectory(prefix="chapter-") as tmp:
-        out = Path(tmp) / src.name
+        out = Path(tmp) / name
         start = time.perf_counter()
+        source = source_to_ipynb(src, Path(tmp) / f"source-{name}")
         try:
             pm.execute_notebook(
-                str(src), str(out), parameters=parameters, kernel_name=kernel,
+                str(source), str(out), parameters=parameters, kernel_name=kernel,
                 cwd=str(src.parent), progress_bar=False, log_output=False,
                 execution_timeout=timeout,
             )
@@ -98,16 +130,17 @@ def execute_chapter(src: Path, parameters: dict, kernel: str | None, timeout: in
             failed = REPO / "_build" / "failed"
             failed.mkdir(parents=True, exist_ok=True)
             if out.exists():
-                shutil.copy2(out, failed / src.name)
+                shutil.copy2(out, failed / name)
             print(f"FAILED {src.name} after {time.perf_counter() - start:.0f} s "
-                  f"(executed copy: {failed / src.name})\n{err}", file=sys.stderr)
+                  f"(executed copy: {failed / name})\n{err}", file=sys.stderr)
             raise SystemExit(1) from None
         seconds = time.perf_counter() - start
         nb = nbformat.read(out, as_version=4)
         problems = widget_problems(nb)
         if problems:
             raise SystemExit(f"{src.name}: " + "; ".join(problems))
-        _relative_paths(nb)
+        _relative_paths(nb, src)
+        hide_injected_parameters(nb)
         nbformat.write(nb, out)
         shutil.move(str(out), dst)
     return seconds
@@ -134,8 +167,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="execute the chapter sources with papermill into book/chapters first")
     parser.add_argument("--only", action="append", metavar="NAME",
                         help="execute only this chapter (e.g. 05_residual_blocks or 05); repeatable")
-    parser.add_argument("--profile", default=os.environ.get("CYCLEGAN_PROFILE") or "cpu",
-                        help="profile parameter of the chapters (default: $CYCLEGAN_PROFILE or cpu)")
+    parser.add_argument("--profile", default=os.environ.get("CYCLEGAN_PROFILE") or "book",
+                        help="profile parameter of the chapters (default: $CYCLEGAN_PROFILE or book)")
     parser.add_argument("--runs-dir", default=None,
                         help="runs_dir parameter (default: the chapters' own default, "
                              "$CYCLEGAN_RUNS or <repo>/runs)")
@@ -172,7 +205,7 @@ def main(argv: list[str] | None = None) -> int:
             times[src.stem] = round(execute_chapter(src, parameters, args.kernel,
                                                     args.cell_timeout), 1)
             print(f"   {src.name}: {times[src.stem]:.1f} s -> "
-                  f"{(CHAPTERS / src.name).relative_to(REPO)}", flush=True)
+                  f"book/chapters/{src.stem}.ipynb", flush=True)
         times["total"] = round(time.perf_counter() - total, 1)
         log = REPO / "_build" / "chapter_times.json"
         log.parent.mkdir(exist_ok=True)
@@ -183,7 +216,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"  {name:<{width}}  {seconds:8.1f} s")
 
     if not args.no_html:
-        missing = [p.name for p in source_notebooks() if not (CHAPTERS / p.name).exists()]
+        missing = [p.name for p in source_notebooks()
+                   if not (CHAPTERS / f"{p.stem}.ipynb").exists()]
         if missing:
             raise SystemExit(f"no executed chapter for {', '.join(missing)} in {CHAPTERS}: "
                              "run with --execute first")

@@ -1,8 +1,8 @@
 """The book: published chapters match their sources, and the HTML works in a browser.
 
-* Drift: every source chapter ``notebooks/NN_*.ipynb`` has a published, executed
-  chapter ``book/chapters/NN_*.ipynb`` (and the table of contents names exactly
-  these), with the same code and markdown cells (papermill's injected-parameters
+* Drift: every source chapter ``notebooks/NN_*.md`` (MyST Markdown, read with
+  jupytext) has a published, executed chapter ``book/chapters/NN_*.ipynb`` (and
+  the table of contents names exactly these), with the same code and markdown cells (papermill's injected-parameters
   cell aside), executed without errors at a real profile (not ``smoke``), with
   the widget state every widget view needs.
 * Browser: the HTML is built from the committed chapters into a temporary folder
@@ -58,7 +58,16 @@ CHAPTER_NAMES = _toc_chapters()
 
 
 def _read(path: Path) -> dict:
+    """A notebook as a dict: ``.ipynb`` as JSON, a ``.md`` chapter source through jupytext."""
+    if path.suffix == ".md":
+        import jupytext
+
+        return json.loads(json.dumps(jupytext.read(path)))
     return json.loads(path.read_text(encoding="utf-8"))
+
+
+def _sources() -> list[Path]:
+    return sorted(SOURCES.glob("[0-9][0-9]_*.md"))
 
 
 def _tags(cell: dict) -> set[str]:
@@ -86,7 +95,8 @@ def _first_difference(published: list[str], source: list[str]) -> str:
 
 def test_toc_sources_and_published_chapters_agree():
     assert CHAPTER_NAMES, "_toc.yml names no book/chapters/ pages"
-    sources = sorted(p.stem for p in SOURCES.glob("*.ipynb"))
+    assert not list(SOURCES.glob("*.ipynb")), "notebooks/ holds .ipynb files: sources are .md"
+    sources = sorted(p.stem for p in _sources())
     published = sorted(p.stem for p in CHAPTERS.glob("*.ipynb"))
     assert sources == sorted(CHAPTER_NAMES), (
         f"_toc.yml chapters {CHAPTER_NAMES} != source notebooks {sources} in notebooks/")
@@ -99,7 +109,7 @@ def test_toc_sources_and_published_chapters_agree():
 
 @pytest.mark.parametrize("name", CHAPTER_NAMES)
 def test_published_chapter_has_the_source_cells(name):
-    src, pub = SOURCES / f"{name}.ipynb", CHAPTERS / f"{name}.ipynb"
+    src, pub = SOURCES / f"{name}.md", CHAPTERS / f"{name}.ipynb"
     assert src.is_file(), f"missing source notebook {src.relative_to(REPO)}"
     assert pub.is_file(), f"missing published chapter {pub.relative_to(REPO)}: run ./dev.sh book"
     source, published = _read(src), _read(pub)
@@ -146,27 +156,84 @@ def _config_repository_url() -> str:
 def test_colab_install_cells_use_the_book_repository():
     """The chapters' Colab cell installs from ``repository.url`` of _config.yml (one URL)."""
     url = _config_repository_url()
-    for path in sorted(SOURCES.glob("*.ipynb")) + sorted(CHAPTERS.glob("*.ipynb")):
+    for path in _sources() + sorted(CHAPTERS.glob("*.ipynb")):
         code = "\n".join(_cells(_read(path), "code"))
         found = set(re.findall(r"git\+(https://github\.com/[\w.-]+/[\w.-]+?)(?:\.git)?[\s\"'@#]",
                                code))
         assert found, f"{path.relative_to(REPO)}: no Colab install cell (pip install git+URL)"
         assert found == {url}, (f"{path.relative_to(REPO)} installs from {sorted(found)}, "
-                                f"_config.yml says {url}: run scripts/make_notebooks.py")
+                                f"_config.yml says {url}: edit the Colab cell of every notebooks/*.md")
 
 
 def test_source_notebooks_are_clean():
-    """Sources carry no outputs (the published chapters do) and the contract's parameters."""
-    for src in sorted(SOURCES.glob("*.ipynb")):
+    """Sources are MyST notebooks with the python3 kernel and the contract's parameters."""
+    sources = _sources()
+    assert len(sources) == 7, f"expected seven chapters in notebooks/, found {sources}"
+    for src in sources:
         nb = _read(src)
-        with_outputs = [i for i, c in enumerate(nb["cells"])
-                        if c["cell_type"] == "code" and c.get("outputs")]
-        assert not with_outputs, f"{src.name}: outputs committed in cells {with_outputs}"
+        assert nb["metadata"].get("kernelspec", {}).get("name") == "python3", (
+            f"{src.name}: front matter needs kernelspec python3")
+        assert nb["metadata"].get("jupytext", {}).get("text_representation", {}).get(
+            "format_name") == "myst", f"{src.name}: not a jupytext MyST notebook"
         params = [c for c in nb["cells"] if "parameters" in _tags(c)]
         assert len(params) == 1, f"{src.name}: needs exactly one cell tagged 'parameters'"
         names = re.findall(r"^(\w+)\s*=", _source(params[0]), re.M)
         assert names == ["profile", "data_dir", "runs_dir", "seed", "device"], (
             f"{src.name}: parameters cell defines {names}")
+
+
+SHARED_OPENING = 4  # Colab install, parameters, set-up, pointer to the how-to-run page
+
+
+def _opening(nb: dict) -> list[tuple[str, str, list[str]]]:
+    """The cells after the title: (type, source, tags) of the shared opening."""
+    cells = nb["cells"][1:1 + SHARED_OPENING]
+    return [(c["cell_type"], _source(c), sorted(_tags(c))) for c in cells]
+
+
+def test_shared_opening_cells_are_identical():
+    """Every chapter opens with a title, then the same four cells (no generator script)."""
+    sources = _sources()
+    first = _read(sources[0])
+    assert first["cells"][0]["cell_type"] == "markdown" and _source(
+        first["cells"][0]).startswith("# "), f"{sources[0].name}: first cell is not the title"
+    reference = _opening(first)
+    kinds = [k for k, _, _ in reference]
+    assert kinds == ["code", "code", "code", "markdown"], kinds
+    assert "remove-cell" in reference[0][2] and "parameters" in reference[1][2]
+    for src in sources[1:]:
+        nb = _read(src)
+        assert _source(nb["cells"][0]).startswith("# "), f"{src.name}: no title cell first"
+        assert _opening(nb) == reference, (
+            f"{src.name}: the four opening cells differ from {sources[0].name}'s")
+
+
+def test_chapters_end_with_exercises():
+    for src in _sources():
+        text = src.read_text()
+        assert "## Exercises" in text, f"{src.name}: no exercises section"
+        tail = text[text.rindex("## Exercises"):]
+        assert 2 <= len(re.findall(r"^\d+\. ", tail, re.M)) <= 4, (
+            f"{src.name}: 2-4 numbered exercises expected")
+        assert "Hint" in tail, f"{src.name}: exercises without hints"
+
+
+def test_no_absolute_machine_paths_in_sources_or_chapters():
+    """No path of the build machine on a public page (sources and executed chapters)."""
+    pattern = re.compile(r"(/work/|/home/|/tmp/|/Users/|C:\\Users)")
+    for path in _sources() + sorted(CHAPTERS.glob("*.ipynb")):
+        nb = _read(path)
+        for i, cell in enumerate(nb["cells"]):
+            if "remove-cell" in _tags(cell) or "injected-parameters" in _tags(cell):
+                continue
+            texts = [_source(cell)]
+            for out in cell.get("outputs", []) or []:
+                texts.append(str(out.get("text", "")))
+                texts += [str(v) for k, v in (out.get("data") or {}).items()
+                          if k.startswith("text/")]
+            hit = next((t for t in texts if pattern.search(t)), None)
+            assert hit is None, f"{path.name} cell {i} shows a machine path: " + (
+                pattern.search(hit).group(0))
 
 
 # -- browser --------------------------------------------------------------------------
@@ -337,6 +404,12 @@ def test_book_builds_without_warnings(html_dir):
         assert (html_dir / f"{page}.html").is_file(), f"{page}.html was not built"
     # The widget manager is served by the book itself, not a CDN.
     assert (html_dir / "_static" / "ipywidgets" / "embed.js").stat().st_size > 100_000
+    # The Colab launch button of a chapter opens its executed copy in book/chapters.
+    for name in CHAPTER_NAMES:
+        page = (html_dir / "book" / "chapters" / f"{name}.html").read_text()
+        links = re.findall(r'href="(https://colab\.research\.google\.com/[^"]+)"', page)
+        assert links, f"{name}: no Colab launch link"
+        assert all(link.endswith(f"/book/chapters/{name}.ipynb") for link in links), links
 
 
 @pytest.mark.browser

@@ -2,8 +2,8 @@
 
 1. A ``{colab}`` role: a link that opens a notebook of this repository in Google Colab.
 
-``{colab}`notebooks/01_data.ipynb``` becomes a link to
-``<colab_url>/github/<owner>/<repo>/blob/<branch>/notebooks/01_data.ipynb``, built
+``{colab}`book/chapters/01_data.ipynb``` becomes a link to
+``<colab_url>/github/<owner>/<repo>/blob/<branch>/book/chapters/01_data.ipynb``, built
 from ``repository.url``/``branch`` and ``launch_buttons.colab_url`` in ``_config.yml``,
 so the repository URL is written in one place only.  ``{colab}`Run it <path>``` sets
 the link text.

@@ -1,0 +1,211 @@
+"""What a chapter page shows besides figures: the library's own code, glued numbers, notes.
+
+The chapters teach from the code that runs, never from a copy that could drift:
+:func:`show_source` takes a function, class or method of :mod:`cyclegan_lib`
+(or a dotted name such as ``"cyclegan_lib.losses.adversarial_loss"``), reads its
+source with :func:`inspect.getsource` from the live module, and displays it
+highlighted by Pygments with inline styles, so it looks the same in Jupyter, on
+Colab and in the HTML book.  The caption names the file relative to the
+repository and the line numbers.
+
+:func:`glue` stores a run-dependent number for the prose (MyST-NB's ``glue``,
+shown with ``{glue:text}`key``` in a Markdown cell), so a sentence stays true
+when the chapter is executed at another profile; outside a Jupyter Book build
+(plain Python, Colab without myst-nb) it only returns the value.
+"""
+from __future__ import annotations
+
+import html
+import importlib
+import inspect
+import textwrap
+from pathlib import Path
+from typing import Any, Callable, Mapping, Sequence
+
+from IPython import get_ipython
+from IPython.display import display
+from pygments import highlight
+from pygments.formatters import HtmlFormatter
+from pygments.lexers import PythonLexer
+
+__all__ = ["resolve", "source_of", "grep_source", "source_html", "show_source", "show_sources_side_by_side",
+           "glue", "note", "display_html", "missing_metrics_note"]
+
+_PACKAGE_ROOT = Path(__file__).resolve().parent
+
+
+def resolve(obj: Any) -> Any:
+    """The object a dotted name (``"cyclegan_lib.trainer.Trainer.train_step"``) names."""
+    if not isinstance(obj, str):
+        return obj
+    parts = obj.split(".")
+    for i in range(len(parts), 0, -1):
+        try:
+            target = importlib.import_module(".".join(parts[:i]))
+        except ImportError:
+            continue
+        for attr in parts[i:]:
+            target = getattr(target, attr)
+        return target
+    raise ImportError(f"cannot resolve {obj!r}")
+
+
+def _unwrap(obj: Any) -> Any:
+    if isinstance(obj, property):
+        return obj.fget
+    return inspect.unwrap(obj) if callable(obj) else obj
+
+
+def source_of(obj: Any) -> tuple[str, str, int, int]:
+    """``(code, file, first_line, last_line)`` of a library object, read from the live module.
+
+    ``file`` is relative to the repository (``cyclegan_lib/models.py``), so no path
+    of the machine that executed the chapter appears on a page.
+    """
+    target = _unwrap(resolve(obj))
+    lines, first = inspect.getsourcelines(target)
+    path = Path(inspect.getsourcefile(target) or "?").resolve()
+    try:
+        shown = path.relative_to(_PACKAGE_ROOT.parent).as_posix()
+    except ValueError:
+        shown = path.name
+    return textwrap.dedent("".join(lines)).rstrip() + "\n", shown, first, first + len(lines) - 1
+
+
+def _caption(obj: Any, file: str, first: int, last: int) -> str:
+    target = resolve(obj)
+    name = getattr(target, "__qualname__", None) or getattr(getattr(target, "fget", None),
+                                                               "__qualname__", str(obj))
+    module = getattr(_unwrap(target), "__module__", "")
+    return f"{module}.{name} ({file}, lines {first}-{last})"
+
+
+def grep_source(obj: Any, text: str) -> str:
+    """Only the lines of ``obj``'s source that contain ``text``, each with its line number.
+
+    For showing where a function is called inside a long method (e.g. every
+    ``random_patches`` call of the training iteration) without copying the method.
+    """
+    code, _, first, _ = source_of(obj)
+    kept = [(first + i, line) for i, line in enumerate(code.splitlines()) if text in line]
+    if not kept:
+        raise ValueError(f"{text!r} does not occur in the source of {obj!r}")
+    indent = min(len(line) - len(line.lstrip()) for _, line in kept)
+    out, previous = [], None
+    for number, line in kept:
+        if previous is not None and number != previous + 1:
+            out.append("...")
+        out.append(f"{line[indent:]}  # line {number}")
+        previous = number
+    return "\n".join(out) + "\n"
+
+
+def source_html(obj: Any, lines: slice | None = None, grep: str | None = None) -> str:
+    """The highlighted source of ``obj`` as a self-contained HTML block with a caption.
+
+    ``lines`` picks a slice of the source lines (e.g. only the body of a long method);
+    ``grep`` keeps only the lines containing a text (:func:`grep_source`).  The
+    caption still names the whole object's location.
+    """
+
+    code, file, first, last = source_of(obj)
+    if lines is not None:
+        code = "".join(code.splitlines(keepends=True)[lines])
+    if grep is not None:
+        code = grep_source(obj, grep)
+    body = highlight(code, PythonLexer(), HtmlFormatter(noclasses=True, style="friendly",
+                                                        nobackground=True))
+    caption = _caption(obj, file, first, last)
+    if grep is not None:
+        caption += f": the lines that contain {grep}"
+    caption = html.escape(caption)
+    return ('<div class="library-source" style="border-left:3px solid #6a9fb5;'
+            'padding:0 0 0 0.6em;margin:0.4em 0;overflow-x:auto;font-size:0.85em">'
+            f'<div style="font-family:sans-serif;color:#555;font-size:0.9em">{caption}</div>'
+            f'{body}</div>')
+
+
+def display_html(markup: str, plain: str) -> None:
+    """Display HTML with a plain-text fallback (printed outside IPython)."""
+    if get_ipython() is None:
+        print(plain)
+        return
+    display({"text/html": markup, "text/plain": plain}, raw=True)
+
+
+def show_source(*objs: Any, lines: slice | None = None, grep: str | None = None) -> None:
+    """Show the live source of one or more library objects, highlighted, one after another.
+
+    ``grep`` shows only the lines that contain a text, with their line numbers.
+    """
+    blocks, plain = [], []
+    for obj in objs:
+        blocks.append(source_html(obj, lines, grep))
+        code, file, first, last = source_of(obj)
+        if grep is not None:
+            code = grep_source(obj, grep)
+        plain.append(f"# {_caption(obj, file, first, last)}\n{code}")
+    display_html("".join(blocks), "\n".join(plain))
+
+
+def show_sources_side_by_side(left: Any, right: Any, titles: Sequence[str] = ("", "")) -> None:
+    """Two library objects' sources next to each other (e.g. the naive and official block)."""
+    cells = []
+    for obj, title in zip((left, right), titles):
+        head = f"<b>{html.escape(title)}</b>" if title else ""
+        cells.append(f'<td style="vertical-align:top;width:50%;border:none">{head}'
+                     f"{source_html(obj)}</td>")
+    markup = f'<table style="width:100%;border:none"><tr>{"".join(cells)}</tr></table>'
+    plain = "\n".join(f"# {t}\n{source_of(o)[0]}" for o, t in zip((left, right), titles))
+    display_html(markup, plain)
+
+
+def glue(name: str, value: Any, fmt: str | Callable[[Any], str] | None = None) -> Any:
+    """Store ``value`` (formatted with ``fmt``) for ``{glue:text}`name``` in the prose.
+
+    Uses MyST-NB's ``glue`` when it is installed (the book build) and does nothing
+    visible: the number appears where the prose names it.  ``None`` (a metric that
+    could not be computed) is shown as "not measured".  Returns ``value``.
+    """
+    if value is None:
+        shown: Any = "not measured"  # e.g. a detector rate without the anime cascade
+    elif fmt is None:
+        shown = value
+    elif callable(fmt):
+        shown = fmt(value)
+    else:
+        shown = format(value, fmt)
+    try:
+        from myst_nb import glue as _glue
+    except ImportError:  # pragma: no cover - Colab without the book extras
+        return value
+    try:
+        _glue(name, shown, display=False)
+    except Exception:  # noqa: BLE001 - outside a kernel glue has nowhere to write
+        pass
+    return value
+
+
+def note(text: str, kind: str = "note") -> None:
+    """A short admonition-like box (HTML in the book, plain text elsewhere)."""
+    colours = {"note": "#e7f2fa", "warning": "#fff4e5"}
+    markup = (f'<div style="background:{colours.get(kind, "#eee")};padding:0.5em 0.8em;'
+              f'border-radius:4px;margin:0.5em 0"><b>{kind.capitalize()}.</b> '
+              f"{html.escape(text)}</div>")
+    display_html(markup, f"{kind.upper()}: {text}")
+
+
+def missing_metrics_note(metrics: Mapping[str, Mapping[str, Any]]) -> str | None:
+    """One note saying which metrics are missing and why (KID/FID without Inception weights).
+
+    Tables leave the empty columns out; this says it once.  Returns the text shown,
+    or None when nothing is missing.
+    """
+    reasons = sorted({str(m.get("kid_skipped")) for m in metrics.values() if m.get("kid_skipped")})
+    if not reasons:
+        return None
+    text = ("KID and FID are not in the tables of this book: they need the Inception network's "
+            "weights, which were not available when it was executed (" + "; ".join(reasons)
+            + "). The detector rates and the cycle and identity errors are computed without them.")
+    note(text)
+    return text

@@ -1,0 +1,81 @@
+"""Which real photos may be shown on a public page, and the published tests built from them.
+
+``MANIFEST.csv`` of the faces folder marks each photo ``publishable=yes`` or ``no``.
+Celebrity and press photos of unstated copyright and research-only sets may be
+used for numbers, but neither they nor their translations may appear in the
+published book.  The faces README says how to build the qualitative tests from
+the publishable pool instead; :func:`published_tests` does exactly that:
+
+* expressions: the London set's smiling photos, each beside the same person's
+  neutral photo (``pool/london_NNN_neutral.jpg`` / ``..._smiling.jpg``);
+* the same person in two conditions: other London people, neutral vs smiling;
+* facial hair: the publishable bearded photos of ``facial_hair/``;
+* dark faces: the publishable, synthetically underexposed photos of ``dark/``;
+* angled faces: no publishable photo exists, so the test has numbers only.
+"""
+from __future__ import annotations
+
+import csv
+import re
+from pathlib import Path
+
+__all__ = ["manifest_rows", "publishable_files", "is_publishable", "london_pairs",
+           "published_tests"]
+
+
+def manifest_rows(faces_dir: str | Path) -> list[dict[str, str]]:
+    """The rows of ``MANIFEST.csv`` (empty when the folder has none)."""
+    path = Path(faces_dir) / "MANIFEST.csv"
+    if not path.is_file():
+        return []
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def publishable_files(faces_dir: str | Path) -> set[str]:
+    """Manifest names (``category/file.jpg``) of the photos marked ``publishable=yes``."""
+    return {r["file"] for r in manifest_rows(faces_dir)
+            if r.get("publishable", "").strip().lower() == "yes"}
+
+
+def is_publishable(path: str | Path, faces_dir: str | Path) -> bool:
+    """True only for a photo the manifest marks ``publishable=yes`` (unknown photos: False)."""
+    p = Path(path)
+    return f"{p.parent.name}/{p.name}" in publishable_files(faces_dir)
+
+
+def london_pairs(faces_dir: str | Path) -> list[tuple[Path, Path]]:
+    """``(neutral, smiling)`` photo pairs of the same London-set person, publishable only."""
+    ok = publishable_files(faces_dir)
+    root = Path(faces_dir)
+    pairs = []
+    for name in sorted(ok):
+        m = re.fullmatch(r"pool/london_(\d+)_neutral\.jpg", name)
+        smiling = f"pool/london_{m.group(1)}_smiling.jpg" if m else None
+        if smiling in ok and (root / name).is_file() and (root / smiling).is_file():
+            pairs.append((root / name, root / smiling))
+    return pairs
+
+
+def published_tests(faces_dir: str | Path, per_test: int = 4) -> dict[str, list[Path]]:
+    """The photos of each qualitative test that may appear in the published figures.
+
+    Pairs are flattened (neutral, smiling, neutral, smiling, ...), so a figure with
+    two photos per row shows one person per row.  Every photo returned is marked
+    ``publishable=yes``; a test without such photos is absent.
+    """
+    root = Path(faces_dir)
+    ok = publishable_files(root)
+    pairs = london_pairs(root)
+    tests: dict[str, list[Path]] = {}
+    expressive = pairs[:per_test]
+    same_person = pairs[per_test:2 * per_test]
+    if expressive:
+        tests["expressive"] = [p for pair in expressive for p in pair]
+    if same_person:
+        tests["consistency"] = [p for pair in same_person for p in pair]
+    for category in ("facial_hair", "angled", "dark"):
+        files = sorted(root / f for f in ok if f.startswith(category + "/") and (root / f).is_file())
+        if files:
+            tests[category] = files[:per_test]
+    return tests
