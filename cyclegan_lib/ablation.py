@@ -22,12 +22,13 @@ import argparse
 import dataclasses
 import sys
 from pathlib import Path
-from typing import Any, Sequence
-
-import numpy as np
-import torch
+from typing import TYPE_CHECKING, Any, Sequence
 
 from .config import ABLATIONS, ConfigError, TrainConfig, make_config
+
+if TYPE_CHECKING:  # numpy and torch are imported where used: `args` must start at once
+    import numpy as np
+    import torch
 
 __all__ = ["ablation_config", "ablation_args", "ablation_baseline", "ablation_summary",
            "pairwise_l1", "diversity_ratio_ci", "ABLATION_TAIL_STEPS"]
@@ -74,11 +75,15 @@ def ablation_baseline(name: str) -> str:
 
 def pairwise_l1(images: torch.Tensor) -> np.ndarray:
     """``[N, N]`` mean absolute differences between images (the terms of report.diversity)."""
+    import torch
+
     x = images.detach().float().flatten(1)
     return torch.cdist(x, x, p=1).div(x.shape[1]).numpy()
 
 
 def _offdiag_mean(d: np.ndarray, idx: np.ndarray) -> float:
+    import numpy as np
+
     sub = d[np.ix_(idx, idx)]
     mask = idx[:, None] != idx[None, :]
     return float(sub[mask].mean()) if mask.any() else float("nan")
@@ -88,6 +93,8 @@ def diversity_ratio_ci(inputs: torch.Tensor, outputs: torch.Tensor, n: int = 200
                        seed: int = 0, level: float = 0.95) -> tuple[float, float, float]:
     """Output diversity / input diversity (:func:`cyclegan_lib.report.diversity`), with a
     bootstrap interval over images (pairs of the same image drawn twice are left out)."""
+    import numpy as np
+
     d_in, d_out = pairwise_l1(inputs), pairwise_l1(outputs)
     m = len(d_in)
     full = np.arange(m)
@@ -117,6 +124,8 @@ def ablation_summary(runs_dir: str | Path, data_dir: str | Path,
     ``vs low/high`` and ``call`` (:func:`cyclegan_lib.claims.verdict`).  Variants
     without a finished checkpoint are skipped.
     """
+    import numpy as np
+
     from .claims import bootstrap_ci, detector_hits, paired_difference, verdict
     from .faces import anime_cascade_path
     from .report import loss_summary, run_info

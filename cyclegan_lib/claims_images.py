@@ -109,13 +109,14 @@ def ssim(x: torch.Tensor, y: torch.Tensor, sigma: float = 1.5, data_range: float
     """Per-image SSIM (Wang et al. 2004: 11x11 Gaussian window, sigma 1.5, K1 0.01,
     K2 0.03; mean over the valid region) of ``[N, C, H, W]`` images on [0, data_range]."""
     c1, c2 = (0.01 * data_range) ** 2, (0.03 * data_range) ** 2
-    k = _gauss(sigma, radius=5)
+    x, y = x.double(), y.double()  # variances are differences of large numbers
+    k = _gauss(sigma, radius=5).double()
     w = (k[:, None] * k[None, :]).view(1, 1, 11, 11).repeat(x.shape[1], 1, 1, 1)
     conv = lambda t: F.conv2d(t, w, groups=x.shape[1])  # noqa: E731
     mx, my = conv(x), conv(y)
     vx, vy, cxy = conv(x * x) - mx ** 2, conv(y * y) - my ** 2, conv(x * y) - mx * my
     s = ((2 * mx * my + c1) * (2 * cxy + c2)) / ((mx ** 2 + my ** 2 + c1) * (vx + vy + c2))
-    return s.flatten(1).mean(1).double().numpy()
+    return s.flatten(1).mean(1).numpy()
 
 
 def structure_kept(inputs: Any, outputs: Any, size: int = COMMON_SIZE, blur: float = 1.0
