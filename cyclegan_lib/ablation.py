@@ -31,6 +31,7 @@ if TYPE_CHECKING:  # numpy and torch are imported where used: `args` must start 
     import torch
 
 __all__ = ["ablation_config", "ablation_args", "ablation_baseline", "ablation_summary",
+           "ablation_table",
            "pairwise_l1", "diversity_ratio_ci", "ABLATION_TAIL_STEPS"]
 
 #: Discriminator balance is averaged over this many final steps of each run.
@@ -153,7 +154,8 @@ def ablation_summary(runs_dir: str | Path, data_dir: str | Path,
         ls = loss_summary(run, tail=min(1.0, ABLATION_TAIL_STEPS / steps)) if steps else {}
         preset, changes = ABLATIONS[name]
         rows.append({"variant": name, "baseline": ablation_baseline(name),
-                     "changed": ", ".join(f"{k}={v}" for k, v in changes.items()) or "-",
+                     "changed": ", ".join(f"{k}={info.get(k, v)}" for k, v in changes.items())
+                     or "-",
                      "steps": steps, "diversity": div, "diversity low": dlo,
                      "diversity high": dhi, "D / chance": ls.get("D / chance"),
                      "anime rate": rate, "anime low": rlo, "anime high": rhi})
@@ -168,6 +170,25 @@ def ablation_summary(runs_dir: str | Path, data_dir: str | Path,
         else:
             row.update({"vs baseline": None, "vs low": None, "vs high": None, "call": "-"})
     return rows
+
+
+def ablation_table(rows: Sequence[dict[str, Any]]) -> str:
+    """:func:`ablation_summary` rows as the Markdown table of chapter 3 (intervals in brackets)."""
+    from .claims import format_effect
+    from .report import markdown_table
+
+    def ci(r: dict[str, Any], key: str, lo: str, hi: str) -> str:
+        return format_effect(r.get(key), r.get(lo), r.get(hi)).lstrip("+")
+
+    shown = [{"variant": r["variant"], "changed": r["changed"], "steps": r["steps"],
+              "diversity / inputs' [95% CI]": ci(r, "diversity", "diversity low",
+                                                 "diversity high"),
+              "D loss / chance (last 100 steps)": r["D / chance"],
+              "anime det. G_AB(testA) [95% CI]": ci(r, "anime rate", "anime low", "anime high"),
+              "vs baseline [95% CI]": format_effect(r.get("vs baseline"), r.get("vs low"),
+                                                    r.get("vs high")),
+              "call": r.get("call", "-")} for r in rows]
+    return markdown_table(shown)
 
 
 def main(argv: list[str] | None = None) -> int:

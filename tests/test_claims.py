@@ -14,7 +14,7 @@ from PIL import Image
 
 from cyclegan_lib import claims as C
 from cyclegan_lib.ablation import (ablation_args, ablation_config, ablation_summary,
-                                   diversity_ratio_ci)
+                                   ablation_table, diversity_ratio_ci)
 from cyclegan_lib.config import ABLATIONS, ConfigError, make_config
 from cyclegan_lib.report import diversity
 
@@ -295,3 +295,5 @@ def test_run_ablation_script_at_smoke(tiny_dataset: Path, tmp_path: Path, anime_
         assert 0 <= r["anime low"] <= r["anime rate"] <= r["anime high"] <= 1
         assert r["D / chance"] > 0 and math.isfinite(r["D / chance"])
     assert lsgan["vs baseline"] == pytest.approx(lsgan["anime rate"] - naive["anime rate"])
+    table = ablation_table(rows)
+    assert table.count("\n") == 3 and "| naive+lsgan | gan_loss=lsgan | 8 |" in table
