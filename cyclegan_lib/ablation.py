@@ -127,12 +127,9 @@ def ablation_summary(runs_dir: str | Path, data_dir: str | Path,
     """
     import numpy as np
 
-    from .claims import bootstrap_ci, detector_hits, paired_difference, verdict
+    from .claims import bootstrap_ci, paired_difference, test_set_measures, verdict
     from .faces import anime_cascade_path
     from .report import loss_summary, run_info
-    from .trainer import load_generator
-    from .evaluate import _to_uint8, translate_batch
-    from .viz import test_images
 
     runs_dir = Path(runs_dir)
     cascade = anime_cascade_path(anime_cascade)
@@ -144,10 +141,8 @@ def ablation_summary(runs_dir: str | Path, data_dir: str | Path,
     for name in names:
         run = runs_dir / name
         info = run_info(run)
-        size = int(info.get("image_size", 64))
-        x = test_images(data_dir, "A", n=n_images or 10**6, size=size)
-        y = translate_batch(load_generator(run, "AtoB", device), x, device)
-        hits[name] = detector_hits(_to_uint8(y), cascade)
+        m = test_set_measures(run, data_dir, n_images, device, human=False, anime_cascade=cascade)
+        x, y, hits[name] = m["inputs"], m["outputs"], m["anime"]
         div, dlo, dhi = diversity_ratio_ci(x, y, n=n_boot, seed=seed)
         rate, rlo, rhi = bootstrap_ci(hits[name], n=n_boot, seed=seed)
         steps = int(info.get("step", 0))

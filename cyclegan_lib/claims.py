@@ -26,7 +26,7 @@ from .claims_images import __all__ as _IMAGE_ALL
 
 __all__ = [
     "bootstrap_ci", "paired_difference", "unpaired_difference", "verdict", "format_effect",
-    "STATUSES", "claim_row", "claims_table", "photo_sets", *_IMAGE_ALL,
+    "STATUSES", "claim_row", "claims_table", "photo_sets", "test_set_measures", *_IMAGE_ALL,
 ]
 
 
@@ -104,6 +104,34 @@ def format_effect(effect: float | None, low: float | None = None, high: float | 
     if low is not None and high is not None:
         text += f" [{low:.{digits}f}, {high:.{digits}f}]"
     return text
+
+
+# -- one model on the test selfies ---------------------------------------------------------
+
+def test_set_measures(run_dir: str | Path, data_dir: str | Path, n_images: int | None = None,
+                      device: str = "cpu", human: bool = True,
+                      anime_cascade: str | Path | None = None) -> dict[str, Any]:
+    """Per-image measurements of a run's G_AB on ``testA``, for paired comparisons of models
+    over the same selfies (e.g. 3 vs 9 blocks with :func:`paired_difference`).
+
+    Keys: ``inputs`` and ``outputs`` ([-1, 1] tensors at the run's size); ``anime`` and
+    ``human`` (detector hits, 0/1 per image; ``human`` skipped when False); ``structure``
+    (:func:`structure_kept`); ``skin`` (:func:`skin_lightness_change`, L* output - input).
+    ``anime_cascade`` defaults to ``$CYCLEGAN_ANIME_CASCADE``.
+    """
+    from .evaluate import translate_batch
+    from .report import run_info
+    from .trainer import load_generator
+    from .viz import test_images
+
+    size = int(run_info(run_dir).get("image_size") or 64)
+    x = test_images(data_dir, "A", n=n_images or 10 ** 6, size=size)
+    y = translate_batch(load_generator(run_dir, "AtoB", device), x, device)
+    out = {"inputs": x, "outputs": y, "anime": detector_hits(y, anime_cascade or "anime"),
+           "structure": structure_kept(x, y), "skin": skin_lightness_change(x, y)}
+    if human:
+        out["human"] = detector_hits(y, "human")
+    return out
 
 
 # -- the verdict table ----------------------------------------------------------------------

@@ -297,3 +297,12 @@ def test_run_ablation_script_at_smoke(tiny_dataset: Path, tmp_path: Path, anime_
     assert lsgan["vs baseline"] == pytest.approx(lsgan["anime rate"] - naive["anime rate"])
     table = ablation_table(rows)
     assert table.count("\n") == 3 and "| naive+lsgan | gan_loss=lsgan | 8 |" in table
+
+
+def test_test_set_measures_on_a_smoke_run(smoke_run: Path, data_root: Path,
+                                          anime_cascade: Path) -> None:
+    m = C.test_set_measures(smoke_run, data_root, n_images=6, anime_cascade=anime_cascade)
+    assert m["inputs"].shape == m["outputs"].shape == (6, 3, 32, 32)
+    for key in ("anime", "human", "structure", "skin"):
+        assert m[key].shape == (6,) and np.isfinite(m[key]).all()
+    assert set(m["anime"]) <= {0.0, 1.0} and (m["structure"] <= 1).all()
