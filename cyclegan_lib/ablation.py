@@ -127,7 +127,7 @@ def ablation_summary(runs_dir: str | Path, data_dir: str | Path,
     """
     import numpy as np
 
-    from .claims import bootstrap_ci, paired_difference, test_set_measures, verdict
+    from .claims import bootstrap_ci, paired_difference, measure_test_set, verdict
     from .faces import anime_cascade_path
     from .report import loss_summary, run_info
 
@@ -141,7 +141,7 @@ def ablation_summary(runs_dir: str | Path, data_dir: str | Path,
     for name in names:
         run = runs_dir / name
         info = run_info(run)
-        m = test_set_measures(run, data_dir, n_images, device, human=False, anime_cascade=cascade)
+        m = measure_test_set(run, data_dir, n_images, device, human=False, anime_cascade=cascade)
         x, y, hits[name] = m["inputs"], m["outputs"], m["anime"]
         div, dlo, dhi = diversity_ratio_ci(x, y, n=n_boot, seed=seed)
         rate, rlo, rhi = bootstrap_ci(hits[name], n=n_boot, seed=seed)

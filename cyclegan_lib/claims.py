@@ -26,7 +26,7 @@ from .claims_images import __all__ as _IMAGE_ALL
 
 __all__ = [
     "bootstrap_ci", "paired_difference", "unpaired_difference", "verdict", "format_effect",
-    "STATUSES", "claim_row", "claims_table", "photo_sets", "test_set_measures", *_IMAGE_ALL,
+    "STATUSES", "claim_row", "claims_table", "photo_sets", "measure_test_set", *_IMAGE_ALL,
 ]
 
 
@@ -108,7 +108,7 @@ def format_effect(effect: float | None, low: float | None = None, high: float | 
 
 # -- one model on the test selfies ---------------------------------------------------------
 
-def test_set_measures(run_dir: str | Path, data_dir: str | Path, n_images: int | None = None,
+def measure_test_set(run_dir: str | Path, data_dir: str | Path, n_images: int | None = None,
                       device: str = "cpu", human: bool = True,
                       anime_cascade: str | Path | None = None) -> dict[str, Any]:
     """Per-image measurements of a run's G_AB on ``testA``, for paired comparisons of models
