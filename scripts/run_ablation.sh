@@ -8,14 +8,18 @@
 #                     smoke for a test in seconds)
 #   ABLATION_JOBS     runs side by side (default 2), each on one thread
 #   ABLATION_OUT      where the runs go (default: ${CYCLEGAN_RUNS:-runs}/ablation)
-#   CYCLEGAN_DATA     selfie2anime (trainA/trainB); PYTHON the interpreter (default: python)
+#   CYCLEGAN_DATA     selfie2anime (trainA/trainB)
+#   PYTHON            the interpreter with torch (default: .venv/bin/python, else python3)
 # Each run's output goes to $ABLATION_OUT/<name>.log; the script exits 1 if any run failed.
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)
 export PYTHONPATH="$repo${PYTHONPATH:+:$PYTHONPATH}"
 export ABLATION_PROFILE=${ABLATION_PROFILE:-ablation}
 export ABLATION_OUT=${ABLATION_OUT:-${CYCLEGAN_RUNS:-runs}/ablation}
-export PYTHON=${PYTHON:-python}
+if [ -z "${PYTHON:-}" ]; then
+  if [ -x "$repo/.venv/bin/python" ]; then PYTHON="$repo/.venv/bin/python"; else PYTHON=python3; fi
+fi
+export PYTHON
 export OMP_NUM_THREADS=1 MKL_NUM_THREADS=1
 jobs=${ABLATION_JOBS:-2}
 mkdir -p "$ABLATION_OUT"
