@@ -16,7 +16,7 @@ from typing import Any
 from .errors import ConfigError
 
 __all__ = [
-    "ConfigError", "TrainConfig", "PRESETS", "PROFILES", "SHORT_RUNS", "make_config",
+    "ConfigError", "TrainConfig", "PRESETS", "PROFILES", "SHORT_RUNS", "ABLATIONS", "make_config",
     "resolve_profile", "describe_presets", "parse_override", "estimate_t4_minutes",
     "BIG_GPU_GIB",
 ]
@@ -171,6 +171,23 @@ PRESETS: dict[str, dict[str, Any]] = {
     "blocks9": dict(n_blocks=9),
 }
 
+# The single-factor stabilisation ablation: {name: (base preset, overrides)}.  "naive+X" adds
+# one of the paper's fixes to the naive model, "stabilized-X" takes one away from the official
+# recipe; the two baselines come with no change.  d_patch=None means the whole image; a d_patch
+# larger than the image is clamped to it (cyclegan_lib.ablation.ablation_config).
+ABLATIONS: dict[str, tuple[str, dict[str, Any]]] = {
+    "naive": ("naive", {}),
+    "naive+tanh": ("naive", dict(generator_variant="official")),    # tanh output, official block
+    "naive+lsgan": ("naive", dict(gan_loss="lsgan")),
+    "naive+buffer": ("naive", dict(pool_size=50)),
+    "naive+patchmap": ("naive", dict(d_head="patchmap", d_patch=None)),
+    "stabilized": ("stabilized", {}),
+    "stabilized-tanh": ("stabilized", dict(generator_variant="naive")),  # ReLU output back
+    "stabilized-lsgan": ("stabilized", dict(gan_loss="nll")),
+    "stabilized-buffer": ("stabilized", dict(pool_size=0)),
+    "stabilized-patchmap": ("stabilized", dict(d_head="single", d_patch=70)),
+}
+
 PRESET_HELP: dict[str, str] = {
     "naive": "paper's first model: NLL, single sigmoid output, no buffer, ReLU output",
     "stabilized": "official CycleGAN: LSGAN + history buffer + 70x70 PatchGAN map",
@@ -201,6 +218,11 @@ PROFILES: dict[str, dict[str, Any]] = {
     "book": dict(image_size=64, ngf=32, ndf=32, n_epochs=15, n_epochs_decay=15, epoch_size=100,
                  device="cpu", ema_decay=0.999, log_every=25, sample_every=500,
                  save_every=500, keep_checkpoints=6),
+    # The single-factor stabilisation ablation (ABLATIONS, scripts/run_ablation.sh): ten short
+    # runs at the same budget, 400 steps (2 + 2 epochs of 100), one checkpoint at the end.
+    "ablation": dict(image_size=64, ngf=32, ndf=32, n_epochs=2, n_epochs_decay=2, epoch_size=100,
+                     device="cpu", log_every=25, sample_every=400, save_every=400,
+                     keep_checkpoints=1),
     # The paper's settings: 256 px, ngf=ndf=64, batch 1, 100 + 100 epochs.  A GPU's work.
     # Under torchrun with W processes the effective batch is W x batch_size and an epoch is
     # still one pass over the data (3,400 / W steps per rank), so the 100 + 100 epochs and the
@@ -256,6 +278,7 @@ PROFILE_HELP: dict[str, str] = {
     "smoke": "32 px, ngf 8, 8 steps on 12 images: seconds, for tests and CI",
     "cpu": "64 px, ngf 32, 2,400 steps: 7-14 min per experiment on a 2-core CPU",
     "book": "64 px, ngf 32, 3,000 steps, EMA generators: the published models (about 50 min per 9-block run on one core, fp32)",
+    "ablation": "64 px, ngf 32, 400 steps, one checkpoint: the single-factor stabilisation ablation",
     "full": "paper: 256 px, ngf 64, 200 epochs of 3,400 steps (GPU; a T4 would need about "
             "2 days per experiment)",
     "colab": "128 px, ngf 64, 30,000 steps, EMA generators: about {t4} min per 9-block "

@@ -1,0 +1,202 @@
+"""The single-factor stabilisation ablation: which of the paper's fixes carries the training?
+
+:data:`cyclegan_lib.config.ABLATIONS` names ten runs: the naive model, the naive model with
+one fix added (tanh output, LSGAN, history buffer, PatchGAN map), the stabilised model and
+the stabilised model with one fix taken away.  ``scripts/run_ablation.sh`` trains them all
+at one budget (the ``ablation`` profile) into ``$CYCLEGAN_RUNS/ablation/<name>``;
+:func:`ablation_summary` measures each: output diversity against input diversity
+(collapse), the discriminators' loss relative to chance over the last 100 steps (balance,
+:func:`cyclegan_lib.report.loss_summary`) and the anime-detector rate on G_AB(testA),
+each with a bootstrap interval over the test images, and the paired difference of the
+rate from the variant's baseline.
+
+Command line (used by the script)::
+
+    python -m cyclegan_lib.ablation args --profile ablation [NAME...]
+
+prints one line per variant: ``NAME --preset P --set KEY=VALUE ...``.
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import sys
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+
+from .claims import measure_test_set
+from .config import ABLATIONS, ConfigError, TrainConfig, make_config
+from .paths import anime_cascade as anime_cascade_path
+from .report import loss_summary, run_info
+from .stats import bootstrap_ci, format_effect, paired_difference, verdict
+from .tables import markdown_table
+
+__all__ = ["ablation_config", "ablation_args", "ablation_baseline", "ablation_summary",
+           "ablation_table",
+           "pairwise_l1", "diversity_ratio_ci", "ABLATION_TAIL_STEPS"]
+
+#: Discriminator balance is averaged over this many final steps of each run.
+ABLATION_TAIL_STEPS = 100
+
+
+def _overrides(name: str, profile: str) -> tuple[str, dict[str, Any]]:
+    if name not in ABLATIONS:
+        raise ConfigError(f"unknown ablation {name!r} (choose from {', '.join(ABLATIONS)})")
+    preset, changes = ABLATIONS[name]
+    size = make_config(preset, profile).image_size
+    changes = dict(changes)
+    if isinstance(changes.get("d_patch"), int):  # 70x70 inputs: the whole image when smaller
+        changes["d_patch"] = min(changes["d_patch"], size)
+    return preset, changes
+
+
+def ablation_config(name: str, profile: str = "ablation", **extra: Any) -> TrainConfig:
+    """The :class:`TrainConfig` of one ablation variant at ``profile`` (``None`` values kept)."""
+    preset, changes = _overrides(name, profile)
+    cfg = make_config(preset, profile, **{k: v for k, v in {**changes, **extra}.items()
+                                          if v is not None})
+    cleared = {k: None for k, v in changes.items() if v is None}
+    return dataclasses.replace(cfg, **cleared).validate() if cleared else cfg
+
+
+def ablation_args(name: str, profile: str = "ablation") -> list[str]:
+    """``cyclegan-anime train`` arguments of one variant: ``--preset P --set K=V ...``."""
+    preset, changes = _overrides(name, profile)
+    args = ["--preset", preset]
+    for key, value in changes.items():
+        args += ["--set", f"{key}={'none' if value is None else value}"]
+    return args
+
+
+def ablation_baseline(name: str) -> str:
+    """The run a variant differs from by one setting (``naive`` or ``stabilized``)."""
+    return ABLATIONS[name][0] if name not in ("naive", "stabilized") else name
+
+
+# -- measurements ---------------------------------------------------------------------------
+
+def pairwise_l1(images: torch.Tensor) -> np.ndarray:
+    """``[N, N]`` mean absolute differences between images (the terms of report.diversity)."""
+
+    x = images.detach().float().flatten(1)
+    return torch.cdist(x, x, p=1).div(x.shape[1]).numpy()
+
+
+def _offdiag_mean(d: np.ndarray, idx: np.ndarray) -> float:
+
+    sub = d[np.ix_(idx, idx)]
+    mask = idx[:, None] != idx[None, :]
+    return float(sub[mask].mean()) if mask.any() else float("nan")
+
+
+def diversity_ratio_ci(inputs: torch.Tensor, outputs: torch.Tensor, n: int = 2000,
+                       seed: int = 0, level: float = 0.95) -> tuple[float, float, float]:
+    """Output diversity / input diversity (:func:`cyclegan_lib.report.diversity`), with a
+    bootstrap interval over images (pairs of the same image drawn twice are left out)."""
+
+    d_in, d_out = pairwise_l1(inputs), pairwise_l1(outputs)
+    m = len(d_in)
+    full = np.arange(m)
+    est = _offdiag_mean(d_out, full) / _offdiag_mean(d_in, full)
+    rng = np.random.default_rng(seed)
+    boots = []
+    for _ in range(n):
+        idx = rng.integers(0, m, m)
+        boots.append(_offdiag_mean(d_out, idx) / _offdiag_mean(d_in, idx))
+    lo, hi = np.nanquantile(boots, [(1 - level) / 2, 1 - (1 - level) / 2])
+    return float(est), float(lo), float(hi)
+
+
+def ablation_summary(runs_dir: str | Path, data_dir: str | Path,
+                     names: Sequence[str] | None = None, n_images: int | None = None,
+                     device: str = "cpu", anime_cascade: str | Path | None = None,
+                     n_boot: int = 2000, seed: int = 0) -> list[dict[str, Any]]:
+    """One row per trained variant in ``runs_dir`` (e.g. ``$CYCLEGAN_RUNS/ablation``).
+
+    Columns: ``variant``, ``baseline``, ``changed`` (the overrides), ``steps``;
+    ``diversity`` (outputs' / inputs' mean pairwise L1 on G_AB(testA); below 0.2 is
+    read as collapse) with ``diversity low/high``; ``D / chance`` (mean discriminator
+    loss over the last :data:`ABLATION_TAIL_STEPS` steps relative to its value at
+    chance, 0.25 for LSGAN and ln 2 for NLL, as in :func:`cyclegan_lib.report.loss_summary`);
+    ``anime rate`` on G_AB(testA) with ``anime low/high``; and ``vs baseline``
+    (paired difference of the rate from the baseline over the same test images) with
+    ``vs low/high`` and ``call`` (:func:`cyclegan_lib.claims.verdict`).  Variants
+    without a finished checkpoint are skipped.
+    """
+
+
+    runs_dir = Path(runs_dir)
+    cascade = anime_cascade_path(anime_cascade)
+    names = [n for n in (names or ABLATIONS)
+             if (runs_dir / n / "checkpoints").is_dir()
+             and any((runs_dir / n / "checkpoints").glob("step_*.pt"))]
+    hits: dict[str, np.ndarray] = {}
+    rows = []
+    for name in names:
+        run = runs_dir / name
+        info = run_info(run)
+        m = measure_test_set(run, data_dir, n_images, device, human=False, anime_cascade=cascade)
+        x, y, hits[name] = m["inputs"], m["outputs"], m["anime"]
+        div, dlo, dhi = diversity_ratio_ci(x, y, n=n_boot, seed=seed)
+        rate, rlo, rhi = bootstrap_ci(hits[name], n=n_boot, seed=seed)
+        steps = int(info.get("step", 0))
+        ls = loss_summary(run, tail=min(1.0, ABLATION_TAIL_STEPS / steps)) if steps else {}
+        preset, changes = ABLATIONS[name]
+        rows.append({"variant": name, "baseline": ablation_baseline(name),
+                     "changed": ", ".join(f"{k}={info.get(k, v)}" for k, v in changes.items())
+                     or "-",
+                     "steps": steps, "diversity": div, "diversity low": dlo,
+                     "diversity high": dhi, "D / chance": ls.get("D / chance"),
+                     "anime rate": rate, "anime low": rlo, "anime high": rhi})
+    for row in rows:
+        base = row["baseline"]
+        if base != row["variant"] and base in hits and len(hits[base]) == len(
+                hits[row["variant"]]):
+            eff, lo, hi = paired_difference(hits[row["variant"]], hits[base], n=n_boot,
+                                            seed=seed)
+            row.update({"vs baseline": eff, "vs low": lo, "vs high": hi,
+                        "call": verdict(lo, hi)})
+        else:
+            row.update({"vs baseline": None, "vs low": None, "vs high": None, "call": "-"})
+    return rows
+
+
+def ablation_table(rows: Sequence[dict[str, Any]]) -> str:
+    """:func:`ablation_summary` rows as the Markdown table of chapter 3 (intervals in brackets)."""
+
+    def ci(r: dict[str, Any], key: str, lo: str, hi: str) -> str:
+        return format_effect(r.get(key), r.get(lo), r.get(hi)).lstrip("+")
+
+    shown = [{"variant": r["variant"], "changed": r["changed"], "steps": r["steps"],
+              "diversity / inputs' [95% CI]": ci(r, "diversity", "diversity low",
+                                                 "diversity high"),
+              "D loss / chance (last 100 steps)": r["D / chance"],
+              "anime det. G_AB(testA) [95% CI]": ci(r, "anime rate", "anime low", "anime high"),
+              "vs baseline [95% CI]": format_effect(r.get("vs baseline"), r.get("vs low"),
+                                                    r.get("vs high")),
+              "call": r.get("call", "-")} for r in rows]
+    return markdown_table(shown)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m cyclegan_lib.ablation")
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("args", help="print 'NAME train-arguments' per variant")
+    p.add_argument("--profile", default="ablation")
+    p.add_argument("names", nargs="*")
+    args = parser.parse_args(argv)
+    try:
+        for name in args.names or ABLATIONS:
+            ablation_config(name, args.profile)  # fail before training on a bad combination
+            print(" ".join([name, *ablation_args(name, args.profile)]))
+    except ConfigError as exc:
+        print(f"ablation: error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

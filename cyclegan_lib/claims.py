@@ -1,0 +1,153 @@
+"""Every claim of the paper as a number with an interval, and the verdict table of chapter 7.
+
+The paper judged its qualitative tests by eye.  The functions here turn each into a
+measurement on images (tensors ``[N, 3, H, W]`` in [-1, 1] or PIL images), returning
+per-image numbers that :func:`bootstrap_ci` / :func:`paired_difference` give an interval;
+:func:`verdict` calls a difference only when its interval excludes zero.  Image
+measurements (structure, dark pixels, exposure, skin lightness, consistency, expression)
+are in :mod:`cyclegan_lib.claims_images`; both are re-exported here.
+
+Regions are fractions ``(top, bottom, left, right)`` of a face crop framed like
+selfie2anime (:mod:`cyclegan_lib.faces`: the face box is 0.73 of the side and centred at
+0.45 of the height, i.e. rows 0.085-0.815 and columns 0.135-0.865), which is how
+:func:`cyclegan_lib.viz.face_inputs` crops photos and how the test selfies come.
+"""
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any, Callable, Mapping, Sequence
+
+import numpy as np
+
+from .book import consistency_pairs, face_photos, read_manifest
+from .claims_images import *  # noqa: F401,F403 - re-exported measurements
+from .claims_images import IMAGE_MEASURES
+from .evaluate import translate_batch
+from .runs import load_generator, run_info
+from .stats import (bootstrap_ci, format_effect, paired_difference,  # noqa: F401 (re-exported)
+                    unpaired_difference, verdict)
+from .tables import markdown_table
+from .viz import test_images
+
+__all__ = [
+    "bootstrap_ci", "paired_difference", "unpaired_difference", "verdict", "format_effect",
+    "STATUSES", "claim_row", "claims_table", "photo_sets", "measure_test_set", *IMAGE_MEASURES,
+]
+
+
+# -- one model on the test selfies ---------------------------------------------------------
+
+def measure_test_set(run_dir: str | Path, data_dir: str | Path, n_images: int | None = None,
+                      device: str = "cpu", human: bool = True,
+                      anime_cascade: str | Path | None = None) -> dict[str, Any]:
+    """Per-image measurements of a run's G_AB on ``testA``, for paired comparisons of models
+    over the same selfies (e.g. 3 vs 9 blocks with :func:`paired_difference`).
+
+    Keys: ``inputs`` and ``outputs`` ([-1, 1] tensors at the run's size); ``anime`` and
+    ``human`` (detector hits, 0/1 per image; ``human`` skipped when False); ``structure``
+    (:func:`structure_kept`); ``skin`` (:func:`skin_lightness_change`, L* output - input).
+    ``anime_cascade`` defaults to ``$CYCLEGAN_ANIME_CASCADE``.
+    """
+
+    size = int(run_info(run_dir).get("image_size") or 64)
+    x = test_images(data_dir, "A", n=n_images or 10 ** 6, size=size)
+    y = translate_batch(load_generator(run_dir, "AtoB", device), x, device)
+    out = {"inputs": x, "outputs": y, "anime": detector_hits(y, anime_cascade or "anime"),
+           "structure": structure_kept(x, y), "skin": skin_lightness_change(x, y)}
+    if human:
+        out["human"] = detector_hits(y, "human")
+    return out
+
+
+# -- the verdict table ----------------------------------------------------------------------
+
+#: The four outcomes of a claim; "not testable here" must say why in parentheses.
+STATUSES = ("reproduced", "not reproduced", "contradicted", "not testable here")
+
+
+def claim_row(claim: str, measured: str, status: str, effect: float | None = None,
+              low: float | None = None, high: float | None = None, digits: int = 2,
+              effect_text: str | None = None) -> dict[str, str]:
+    """One row of the verdict table, with the status checked against :data:`STATUSES`.
+
+    ``claim`` is the paper's own words; ``effect_text`` overrides the formatted effect
+    (e.g. "37.9% of the parameters" for a count that has no interval).
+    """
+    base = status.split("(")[0].strip()
+    if base not in STATUSES:
+        raise ValueError(f"status {status!r}: choose from {', '.join(STATUSES)}")
+    if base == "not testable here" and "(" not in status:
+        raise ValueError("a 'not testable here' status must say why, in parentheses")
+    return {"claim": claim, "measured": measured,
+            "effect [95% CI]": effect_text if effect_text is not None
+            else format_effect(effect, low, high, digits),
+            "status": status}
+
+
+def claims_table(rows: Sequence[Mapping[str, Any]]) -> str:
+    """The chapter 7 verdict table as Markdown (rows from :func:`claim_row`); the status
+    is shown in bold so a reader scanning the column sees each outcome."""
+
+    shown = []
+    for r in rows:
+        row = claim_row(r["claim"], r["measured"], r["status"],
+                        effect_text=r.get("effect [95% CI]", r.get("effect", "n/a")))
+        row["status"] = f"**{row['status']}**"
+        shown.append(row)
+    return markdown_table(shown, columns=["claim", "measured", "effect [95% CI]", "status"],
+                          headers={"claim": "the paper says", "measured": "what we measured",
+                                   "effect [95% CI]": "effect [95% CI]"})
+
+
+# -- the photo sets -------------------------------------------------------------------------
+
+_SAME_AS = re.compile(r"same person as (\S+?)_\*")
+_SECOND_OF = re.compile(r"second photo of (\S+) person")
+
+
+def photo_sets(faces_dir: str | Path) -> dict[str, Any]:
+    """The groups each qualitative measurement needs, from the folders and ``MANIFEST.csv``.
+
+    Keys: ``expressive``, ``angled``, ``dark``, ``facial_hair``, ``pool`` (photo lists);
+    ``consistency_pairs`` (``consistency/NAME_a`` vs ``NAME_b``, not publishable);
+    ``smile_pairs`` (London set ``london_NNN_neutral`` vs ``london_NNN_smiling``: the same
+    person with two expressions, publishable); ``same_person`` (other pairs the manifest
+    names: a second photo of a bearded man, a facial-hair photo and its London pool twin);
+    ``synthetic_dark`` (``{darkened photo: its pool original}`` for the photos darkened by
+    -3 EV); ``frontal`` (the London neutral photos: frontal studio faces, the reference
+    for the angled test); ``publishable`` (set of paths that may be shown).
+    Reuses :func:`cyclegan_lib.book.face_photos`, ``consistency_pairs`` and ``read_manifest``.
+    """
+
+    faces_dir = Path(faces_dir)
+    ctx = SimpleNamespace(faces_dir=faces_dir)
+    out: dict[str, Any] = {c: face_photos(ctx, c) for c in
+                           ("expressive", "angled", "dark", "facial_hair", "pool")}
+    out["consistency_pairs"] = consistency_pairs(ctx)
+    pool = {p.name: p for p in out["pool"]}
+    out["smile_pairs"] = [(pool[n], pool[n.replace("_neutral", "_smiling")])
+                          for n in sorted(pool) if n.startswith("london_")
+                          and n.endswith("_neutral.jpg") and n.replace("_neutral", "_smiling")
+                          in pool]
+    out["frontal"] = [a for a, _ in out["smile_pairs"]]
+    manifest = read_manifest(ctx)
+    out["publishable"] = {faces_dir / r["file"] for r in manifest
+                          if r.get("publishable", "").strip().lower() == "yes"}
+    same, synthetic = [], {}
+    for r in manifest:
+        path, notes = faces_dir / r["file"], r.get("notes", "")
+        if (m := _SAME_AS.search(notes)) and (faces_dir / f"{m.group(1)}_neutral.jpg").is_file():
+            twin = faces_dir / f"{m.group(1)}_neutral.jpg"
+            if "SYNTHETIC" in notes:
+                synthetic[path] = twin
+            else:
+                same.append((twin, path))
+        if (m := _SECOND_OF.search(notes)):
+            first = path.parent / f"{m.group(1)}{path.suffix}"
+            if first.is_file():
+                same.append((first, path))
+    out["same_person"] = same
+    out["synthetic_dark"] = synthetic
+    return out

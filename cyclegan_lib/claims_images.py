@@ -1,0 +1,306 @@
+"""Image measurements behind the paper's qualitative claims (see :mod:`cyclegan_lib.claims`).
+
+Every function takes images as a ``[N, 3, H, W]`` tensor in [-1, 1] or a list of PIL
+images (or such tensors) and returns per-image numbers (numpy arrays), so that the
+caller can put a bootstrap interval on them.  Colour is handled as sRGB: exposure
+changes happen in linear light and lightness is CIE L*.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image
+
+from .evaluate import translate_batch
+from .faces import detection_rate, human_cascade_path
+from .paths import anime_cascade
+from .stats import bootstrap_ci, paired_difference, verdict
+
+__all__ = IMAGE_MEASURES = [
+    "as_images", "srgb_to_linear", "linear_to_srgb", "grey", "lightness", "gaussian_blur",
+    "ssim", "structure_kept", "region", "dark_share", "turned_dark", "exposure",
+    "skin_lightness_change", "pair_distances", "consistency", "change_correlation",
+    "detector_hits", "dose_response", "FACE_REGION", "LOWER_FACE", "SKIN_REGION",
+    "DARK_THRESHOLD", "COMMON_SIZE",
+]
+
+# Regions (top, bottom, left, right) as fractions of a face crop framed like selfie2anime
+# (face box rows 0.085-0.815, columns 0.135-0.865; eyes near 0.38, mouth near 0.63).
+FACE_REGION = (0.20, 0.80, 0.25, 0.75)   # brows to chin, inside the cheeks
+LOWER_FACE = (0.57, 0.82, 0.25, 0.75)    # the lower third of the face box: mouth, chin, beard
+SKIN_REGION = (0.42, 0.60, 0.30, 0.70)   # cheeks and nose, between the eyes and the mouth
+#: "Hair-dark": sRGB luma below this (on [0, 1]); beards, anime hair and black shadows.
+DARK_THRESHOLD = 0.25
+#: Images are compared at this size (the cpu/book profiles' resolution).
+COMMON_SIZE = 64
+
+
+def as_images(images: Any, size: int | None = None) -> torch.Tensor:
+    """A ``[N, 3, S, S]`` float tensor in [-1, 1] from a tensor or a list of PIL images/tensors;
+    resized (bilinear, antialiased) to ``size`` when given."""
+    if isinstance(images, torch.Tensor):
+        x = images.detach().float().cpu()
+        x = x.unsqueeze(0) if x.dim() == 3 else x
+    else:
+        parts = []
+        for im in images:
+            if isinstance(im, Image.Image):
+                arr = np.asarray(im.convert("RGB"), dtype=np.float32) / 127.5 - 1.0
+                t = torch.from_numpy(arr).permute(2, 0, 1)
+            else:
+                t = im.detach().float().cpu()
+            t = t.unsqueeze(0) if t.dim() == 3 else t
+            parts.append(F.interpolate(t, size=(size, size), mode="bilinear", antialias=True,
+                                       align_corners=False) if size else t)
+        x = torch.cat(parts)
+    if size and x.shape[-2:] != (size, size):
+        x = F.interpolate(x, size=(size, size), mode="bilinear", antialias=True,
+                          align_corners=False)
+    return x
+
+
+def srgb_to_linear(u: torch.Tensor) -> torch.Tensor:
+    """sRGB-encoded values in [0, 1] to linear light (IEC 61966-2-1)."""
+    return torch.where(u <= 0.04045, u / 12.92, ((u.clamp(min=0) + 0.055) / 1.055) ** 2.4)
+
+
+def linear_to_srgb(v: torch.Tensor) -> torch.Tensor:
+    """Linear light in [0, 1] to sRGB-encoded values."""
+    return torch.where(v <= 0.0031308, v * 12.92, 1.055 * v.clamp(min=0) ** (1 / 2.4) - 0.055)
+
+
+def _unit(images: Any, size: int | None = None) -> torch.Tensor:
+    return ((as_images(images, size) + 1) / 2).clamp(0, 1)
+
+
+def grey(images: Any, size: int | None = None) -> torch.Tensor:
+    """``[N, 1, H, W]`` sRGB luma in [0, 1] (0.299 R + 0.587 G + 0.114 B, OpenCV's grey)."""
+    u = _unit(images, size)
+    return (0.299 * u[:, 0] + 0.587 * u[:, 1] + 0.114 * u[:, 2]).unsqueeze(1)
+
+
+def lightness(images: Any, size: int | None = None) -> torch.Tensor:
+    """``[N, H, W]`` CIE L* (0 black, 100 white) from the linear-light luminance Y."""
+    lin = srgb_to_linear(_unit(images, size))
+    y = 0.2126 * lin[:, 0] + 0.7152 * lin[:, 1] + 0.0722 * lin[:, 2]
+    d = 6 / 29
+    f = torch.where(y > d ** 3, y.clamp(min=1e-12) ** (1 / 3), y / (3 * d * d) + 4 / 29)
+    return 116 * f - 16
+
+
+def _gauss(sigma: float, radius: int | None = None) -> torch.Tensor:
+    r = radius if radius is not None else max(1, int(round(3 * sigma)))
+    k = torch.exp(-torch.arange(-r, r + 1, dtype=torch.float32) ** 2 / (2 * sigma ** 2))
+    return k / k.sum()
+
+
+def gaussian_blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
+    """Separable Gaussian blur of ``[N, C, H, W]`` (reflect padding; sigma 0: unchanged)."""
+    if sigma <= 0:
+        return x
+    k = _gauss(sigma)
+    r, c = len(k) // 2, x.shape[1]
+    x = F.pad(x, (r, r, r, r), mode="reflect")
+    x = F.conv2d(x, k.view(1, 1, 1, -1).repeat(c, 1, 1, 1), groups=c)
+    return F.conv2d(x, k.view(1, 1, -1, 1).repeat(c, 1, 1, 1), groups=c)
+
+
+def ssim(x: torch.Tensor, y: torch.Tensor, sigma: float = 1.5, data_range: float = 1.0
+         ) -> np.ndarray:
+    """Per-image SSIM (Wang et al. 2004: 11x11 Gaussian window, sigma 1.5, K1 0.01,
+    K2 0.03; mean over the valid region) of ``[N, C, H, W]`` images on [0, data_range]."""
+    c1, c2 = (0.01 * data_range) ** 2, (0.03 * data_range) ** 2
+    x, y = x.double(), y.double()  # variances are differences of large numbers
+    k = _gauss(sigma, radius=5).double()
+    w = (k[:, None] * k[None, :]).view(1, 1, 11, 11).repeat(x.shape[1], 1, 1, 1)
+    conv = lambda t: F.conv2d(t, w, groups=x.shape[1])  # noqa: E731
+    mx, my = conv(x), conv(y)
+    vx, vy, cxy = conv(x * x) - mx ** 2, conv(y * y) - my ** 2, conv(x * y) - mx * my
+    s = ((2 * mx * my + c1) * (2 * cxy + c2)) / ((mx ** 2 + my ** 2 + c1) * (vx + vy + c2))
+    return s.flatten(1).mean(1).numpy()
+
+
+def structure_kept(inputs: Any, outputs: Any, size: int = COMMON_SIZE, blur: float = 1.0
+                   ) -> np.ndarray:
+    """Per-image SSIM between input and output, both as blurred grey images at ``size``:
+    how much of the input's layout (face shape, hair line, glasses) the output keeps,
+    ignoring colour and fine texture.  1 = same structure, about 0 = unrelated."""
+    return ssim(gaussian_blur(grey(inputs, size), blur), gaussian_blur(grey(outputs, size), blur))
+
+
+def region(x: torch.Tensor, box: tuple[float, float, float, float]) -> torch.Tensor:
+    """The ``(top, bottom, left, right)`` fractional box of ``[..., H, W]``."""
+    h, w = x.shape[-2:]
+    t, b, l, r = box
+    return x[..., int(round(t * h)):int(round(b * h)), int(round(l * w)):int(round(r * w))]
+
+
+def dark_share(images: Any, box: tuple[float, float, float, float] = LOWER_FACE,
+               threshold: float = DARK_THRESHOLD, size: int = COMMON_SIZE) -> np.ndarray:
+    """Per image, the share of pixels in ``box`` darker than ``threshold`` (sRGB luma).
+
+    With the default :data:`LOWER_FACE` this is the dark-pixel mass of mouth and chin:
+    a beard is dark there, a shaven chin is not.  Facial hair is kept when the output's
+    share follows the input's (compare them per photo with ``paired_difference``).
+    """
+    return (region(grey(images, size), box) < threshold).flatten(1).double().mean(1).numpy()
+
+
+def turned_dark(reference: Any, outputs: Any, box: tuple[float, float, float, float] = FACE_REGION,
+                threshold: float = DARK_THRESHOLD, size: int = COMMON_SIZE) -> np.ndarray:
+    """Per image, the share of face pixels that are NOT dark in ``reference`` (the photo at
+    its normal exposure) but are dark in ``outputs``: the paper's "shadows turn into hair".
+    Pixels already dark in the reference (eyes, brows, beard) are left out."""
+    ref = region(grey(reference, size), box) >= threshold
+    out = region(grey(outputs, size), box) < threshold
+    lit = ref.flatten(1).double().sum(1)
+    return ((ref & out).flatten(1).double().sum(1) / lit.clamp(min=1)).numpy()
+
+
+def exposure(images: Any, ev: float) -> Any:
+    """The images with exposure changed by ``ev`` stops: linear light x 2**ev, clipped.
+
+    A tensor in [-1, 1] gives a tensor, PIL images give PIL images (8-bit).  -3 EV is
+    how ``faces/dark`` made its two synthetic photos (without their noise).
+    """
+    def change(u: torch.Tensor) -> torch.Tensor:
+        return linear_to_srgb((srgb_to_linear(u) * 2.0 ** ev).clamp(0, 1))
+
+    if isinstance(images, torch.Tensor):
+        return change(((images.float() + 1) / 2).clamp(0, 1)) * 2 - 1
+    single = isinstance(images, Image.Image)
+    out = []
+    for im in ([images] if single else images):
+        u = torch.from_numpy(np.asarray(im.convert("RGB"), dtype=np.float32) / 255.0)
+        arr = (change(u) * 255).round().clamp(0, 255).byte().numpy()
+        out.append(Image.fromarray(arr))
+    return out[0] if single else out
+
+
+def skin_lightness_change(inputs: Any, outputs: Any,
+                          box: tuple[float, float, float, float] = SKIN_REGION,
+                          size: int = COMMON_SIZE, reduce: str = "median") -> np.ndarray:
+    """Per image, output minus input skin lightness (CIE L*, 0-100) over cheeks and nose.
+
+    The median over the region (``reduce="mean"`` for the mean) so that an anime eye
+    or a strand of hair reaching into the box does not decide the number.  Positive:
+    the output is paler than the person.
+    """
+    def level(images: Any) -> torch.Tensor:
+        v = region(lightness(images, size), box).flatten(1)
+        return v.median(1).values if reduce == "median" else v.mean(1)
+
+    return (level(outputs) - level(inputs)).double().numpy()
+
+
+def pair_distances(a: Any, b: Any, distance: str = "ssim", size: int = COMMON_SIZE,
+                   blur: float = 1.0) -> np.ndarray:
+    """``[N, M]`` distances between every image of ``a`` and of ``b``, on blurred grey
+    images at ``size``: ``"ssim"`` is 1 - SSIM, ``"l2"`` the root mean square difference."""
+    ga = gaussian_blur(grey(a, size), blur)
+    gb = gaussian_blur(grey(b, size), blur)
+    if distance == "l2":
+        return torch.cdist(ga.flatten(1), gb.flatten(1)).div(ga[0].numel() ** 0.5).double().numpy()
+    if distance != "ssim":
+        raise ValueError("distance: 'ssim' or 'l2'")
+    n, m = len(ga), len(gb)
+    s = ssim(ga.repeat_interleave(m, 0), gb.repeat(n, 1, 1, 1))
+    return 1.0 - s.reshape(n, m)
+
+
+def consistency(out_a: Any, out_b: Any, distance: str = "ssim", size: int = COMMON_SIZE,
+                blur: float = 1.0, n: int = 2000, seed: int = 0) -> dict[str, float]:
+    """Is the same person translated alike in two photos?  ``out_a[i]``/``out_b[i]`` are the
+    outputs of person i's two photos.
+
+    ``same``: mean distance between a person's two outputs; ``different``: mean distance
+    between ``out_a[i]`` and ``out_b[j]`` of two different people (the same two
+    conditions); ``ratio`` = same / different with a bootstrap interval over people
+    (``low``, ``high``).  A ratio below 1 whose interval excludes 1 means the model keeps
+    identity; about 1 means a person's outputs are no closer than strangers'.  Run it on
+    the input crops too: the inputs' ratio is the reference.
+    """
+    d = pair_distances(out_a, out_b, distance, size, blur)
+    m = len(d)
+    if m < 2:
+        raise ValueError("consistency needs at least two people")
+
+    def ratio(idx: np.ndarray) -> float:
+        sub = d[np.ix_(idx, idx)]
+        other = idx[:, None] != idx[None, :]
+        return float(np.diag(sub).mean() / sub[other].mean()) if other.any() else np.nan
+
+    full = np.arange(m)
+    rng = np.random.default_rng(seed)
+    boots = [ratio(rng.integers(0, m, m)) for _ in range(n)]
+    lo, hi = np.nanquantile(boots, [0.025, 0.975])
+    return {"same": float(np.diag(d).mean()), "different": float(d[~np.eye(m, dtype=bool)].mean()),
+            "ratio": ratio(full), "low": float(lo), "high": float(hi), "people": m}
+
+
+def change_correlation(in_a: Any, in_b: Any, out_a: Any, out_b: Any, size: int = COMMON_SIZE,
+                       blur: float = 1.0) -> dict[str, np.ndarray]:
+    """Does the output change where the input changes (smiling vs neutral of one person)?
+
+    Per person, the Pearson correlation between the maps |grey(in_a) - grey(in_b)| and
+    |grey(out_a) - grey(out_b)| (``matched``), and the same with the output maps of
+    another person (``mismatched``: person i's input change against person i+1's output
+    change), the level that chance alignment alone gives.  Compare the two with
+    ``paired_difference``.
+    """
+    def change(a: Any, b: Any) -> torch.Tensor:
+        return (gaussian_blur(grey(a, size), blur) - gaussian_blur(grey(b, size), blur)
+                ).abs().flatten(1).double()
+
+    def corr(u: torch.Tensor, v: torch.Tensor) -> np.ndarray:
+        u, v = u - u.mean(1, keepdim=True), v - v.mean(1, keepdim=True)
+        den = (u.norm(dim=1) * v.norm(dim=1)).clamp(min=1e-12)
+        return ((u * v).sum(1) / den).numpy()
+
+    ci, co = change(in_a, in_b), change(out_a, out_b)
+    return {"matched": corr(ci, co), "mismatched": corr(ci, co.roll(1, 0))}
+
+
+def detector_hits(images: Any, cascade: str | Path = "anime") -> np.ndarray:
+    """Per image 1.0 if the face detector fires, else 0.0: :func:`cyclegan_lib.faces.detection_rate`
+    on each image alone (same settings: 256 px bicubic, grey + equalisation, scaleFactor
+    1.1, minNeighbors 5, minSize 48).  ``cascade``: ``"anime"`` (``$CYCLEGAN_ANIME_CASCADE``),
+    ``"human"`` (OpenCV's frontal Haar cascade) or a cascade file."""
+    path = {"anime": None, "human": human_cascade_path()}.get(str(cascade), cascade)
+    path = anime_cascade() if path is None else path
+    if isinstance(images, torch.Tensor):
+        u8 = ((as_images(images).clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
+        return np.array([detection_rate(u8[i:i + 1], path) for i in range(len(u8))])
+    return np.array([detection_rate([im], path) for im in images])
+
+
+@torch.no_grad()
+def dose_response(generator: torch.nn.Module, images: Any, evs: Sequence[float] = (0, -1, -2, -3),
+                  size: int | None = None, device: str = "cpu", cascade: str | Path = "anime",
+                  n: int = 2000, seed: int = 0) -> list[dict[str, Any]]:
+    """The dark-faces test as a dose-response: the same photos at each exposure in ``evs``.
+
+    Per exposure: the anime-detector rate on the outputs and the share of face pixels
+    that turn hair-dark (:func:`turned_dark` against the photo at 0 EV), each with a
+    bootstrap interval, and both as paired differences from 0 EV over the same photos.
+    ``images`` are face crops (PIL) or a [-1, 1] tensor; ``size`` defaults to their size.
+    """
+    x = as_images(images, size)
+    rows, base = [], None
+    for ev in evs:
+        y = translate_batch(generator, exposure(x, ev), device)
+        hits, dark = detector_hits(y, cascade), turned_dark(x, y)
+        base = base or (hits, dark)
+        row: dict[str, Any] = {"EV": ev}
+        for key, v, b in (("anime rate", hits, base[0]), ("turned dark", dark, base[1])):
+            est, lo, hi = bootstrap_ci(v, n=n, seed=seed)
+            d, dlo, dhi = paired_difference(v, b, n=n, seed=seed)
+            row.update({key: est, f"{key} low": lo, f"{key} high": hi, f"{key} vs 0 EV": d,
+                        f"{key} vs 0 EV low": dlo, f"{key} vs 0 EV high": dhi,
+                        f"{key} call": verdict(dlo, dhi) if ev != evs[0] else "-"})
+        rows.append(row)
+    return rows

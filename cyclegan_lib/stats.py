@@ -1,0 +1,86 @@
+"""Statistics for the book's comparisons: bootstrap intervals and the rule that calls a
+difference only when its interval excludes zero."""
+from __future__ import annotations
+
+from typing import Any, Callable, Sequence
+
+import numpy as np
+
+__all__ = ["bootstrap_ci", "paired_difference", "unpaired_difference", "verdict", "format_effect"]
+
+
+# -- statistics -----------------------------------------------------------------------------
+
+def _quantiles(boots: Sequence[float], level: float) -> tuple[float, float]:
+    lo, hi = np.nanquantile(np.asarray(boots, dtype=float), [(1 - level) / 2,
+                                                              1 - (1 - level) / 2])
+    return float(lo), float(hi)
+
+
+def bootstrap_ci(values: Any, statistic: Callable[..., float] | None = None, n: int = 2000,
+                 seed: int = 0, level: float = 0.95) -> tuple[float, float, float]:
+    """``(estimate, low, high)``: a statistic and its percentile bootstrap interval.
+
+    ``values`` is one array of per-image numbers, or a tuple of arrays of equal
+    length (paired: the same images, resampled together) passed to
+    ``statistic(*arrays)``.  The default statistic is the mean (of the first array).
+    """
+    arrays = [np.asarray(v, dtype=float) for v in
+              (values if isinstance(values, tuple) else (values,))]
+    m = len(arrays[0])
+    if m == 0 or any(len(a) != m for a in arrays):
+        raise ValueError("bootstrap_ci: empty input or arrays of different lengths")
+    stat = statistic or (lambda *a: float(np.mean(a[0])))
+    est = float(stat(*arrays))
+    rng = np.random.default_rng(seed)
+    boots = []
+    for _ in range(n):
+        idx = rng.integers(0, m, m)
+        boots.append(stat(*(a[idx] for a in arrays)))
+    return (est, *_quantiles(boots, level))
+
+
+def paired_difference(a: Any, b: Any, n: int = 2000, seed: int = 0, level: float = 0.95,
+                      statistic: Callable[[np.ndarray], float] = np.mean
+                      ) -> tuple[float, float, float]:
+    """``statistic(a) - statistic(b)`` over the SAME images (e.g. two models' detector hits on
+    one test set), with a paired bootstrap interval: images are resampled once for both."""
+    return bootstrap_ci((a, b), lambda x, y: float(statistic(x) - statistic(y)), n, seed, level)
+
+
+def unpaired_difference(a: Any, b: Any, n: int = 2000, seed: int = 0, level: float = 0.95,
+                        statistic: Callable[[np.ndarray], float] = np.mean
+                        ) -> tuple[float, float, float]:
+    """``statistic(a) - statistic(b)`` for two different sets of images (angled vs frontal
+    photos), each resampled on its own."""
+    a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+    if not len(a) or not len(b):
+        raise ValueError("unpaired_difference: empty input")
+    rng = np.random.default_rng(seed)
+    boots = [statistic(a[rng.integers(0, len(a), len(a))])
+             - statistic(b[rng.integers(0, len(b), len(b))]) for _ in range(n)]
+    return (float(statistic(a) - statistic(b)), *_quantiles(boots, level))
+
+
+def verdict(low: float, high: float, words: tuple[str, str, str] = (
+        "higher", "lower", "no clear difference")) -> str:
+    """The rule of the book: a difference is called only when its interval excludes zero.
+
+    ``words[0]`` when the whole interval is above 0, ``words[1]`` when below, else
+    ``words[2]``.  For a ratio, pass ``log(low), log(high)`` (or test against 1 yourself).
+    """
+    if low is None or high is None or np.isnan(low) or np.isnan(high):
+        return "not measured"
+    return words[0] if low > 0 else words[1] if high < 0 else words[2]
+
+
+def format_effect(effect: float | None, low: float | None = None, high: float | None = None,
+                  digits: int = 2, unit: str = "") -> str:
+    """``"+0.12 [0.05, 0.20]"``: an effect and its 95% interval, as the tables show it."""
+    if effect is None or (isinstance(effect, float) and np.isnan(effect)):
+        return "n/a"
+    text = f"{effect:+.{digits}f}{unit}"
+    if low is not None and high is not None:
+        text += f" [{low:.{digits}f}, {high:.{digits}f}]"
+    return text
+
