@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
 import sys
 from pathlib import Path
 from typing import Any, Sequence
@@ -35,7 +36,7 @@ from .stats import bootstrap_ci, format_effect, paired_difference, verdict
 from .tables import markdown_table
 
 __all__ = ["ablation_config", "ablation_args", "ablation_baseline", "ablation_summary",
-           "ablation_table",
+           "ablation_table", "save_ablation", "load_ablation",
            "pairwise_l1", "diversity_ratio_ci", "ABLATION_TAIL_STEPS"]
 
 #: Discriminator balance is averaged over this many final steps of each run.
@@ -181,13 +182,44 @@ def ablation_table(rows: Sequence[dict[str, Any]]) -> str:
     return markdown_table(shown)
 
 
+def save_ablation(rows: Sequence[dict[str, Any]], path: str | Path,
+                  profile: str = "ablation") -> Path:
+    """Write :func:`ablation_summary` rows as JSON (with the profile and the step budget)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    steps = sorted({int(r["steps"]) for r in rows})
+    missing = [n for n in ABLATIONS if n not in {r["variant"] for r in rows}]
+    payload = {"profile": profile, "steps": steps[0] if len(steps) == 1 else steps,
+               "missing": missing, "rows": list(rows)}
+    path.write_text(json.dumps(payload, indent=1, default=float) + "\n")
+    return path
+
+
+def load_ablation(path: str | Path) -> dict[str, Any]:
+    """The JSON written by :func:`save_ablation`: ``profile``, ``steps``, ``missing``, ``rows``."""
+    data = json.loads(Path(path).read_text())
+    data.setdefault("missing", [n for n in ABLATIONS
+                                if n not in {r["variant"] for r in data["rows"]}])
+    return data
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m cyclegan_lib.ablation")
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("args", help="print 'NAME train-arguments' per variant")
     p.add_argument("--profile", default="ablation")
     p.add_argument("names", nargs="*")
+    q = sub.add_parser("summary", help="measure the trained variants and write JSON")
+    q.add_argument("--runs", required=True, help="folder holding one run per variant")
+    q.add_argument("--data", required=True, help="selfie2anime folder")
+    q.add_argument("--out", required=True, help="JSON file to write")
+    q.add_argument("--profile", default="ablation")
+    q.add_argument("--n-images", type=int, default=None)
     args = parser.parse_args(argv)
+    if args.command == "summary":
+        rows = ablation_summary(args.runs, args.data, n_images=args.n_images)
+        print(save_ablation(rows, args.out, args.profile))
+        return 0
     try:
         for name in args.names or ABLATIONS:
             ablation_config(name, args.profile)  # fail before training on a bad combination
