@@ -23,18 +23,24 @@ import numpy as np
 
 from .book import consistency_pairs, face_photos, read_manifest
 from .claims_images import *  # noqa: F401,F403 - re-exported measurements
-from .claims_images import IMAGE_MEASURES
+from .claims_images import (IMAGE_MEASURES, as_images, change_correlation, consistency,
+                             dark_share, detector_hits, dose_response, skin_lightness_change)
 from .evaluate import translate_batch
 from .runs import load_generator, run_info
 from .stats import (bootstrap_ci, format_effect, paired_difference,  # noqa: F401 (re-exported)
                     unpaired_difference, verdict)
 from .tables import markdown_table
-from .viz import test_images
+from .viz import face_inputs, test_images
 
 __all__ = [
     "bootstrap_ci", "paired_difference", "unpaired_difference", "verdict", "format_effect",
-    "STATUSES", "claim_row", "claims_table", "photo_sets", "measure_test_set", *IMAGE_MEASURES,
+    "STATUSES", "claim_row", "claims_table", "photo_sets", "measure_test_set",
+    "translate_photos", "interval", "block_measures", "qualitative_measures", "DOSE_EVS",
+    *IMAGE_MEASURES,
 ]
+
+#: The exposures of the dark-faces dose-response (stops from the photo as taken).
+DOSE_EVS = (0, -1, -2, -3)
 
 
 # -- one model on the test selfies ---------------------------------------------------------
@@ -150,4 +156,109 @@ def photo_sets(faces_dir: str | Path) -> dict[str, Any]:
                 same.append((first, path))
     out["same_person"] = same
     out["synthetic_dark"] = synthetic
+    return out
+
+
+# -- the claims of chapters 5 and 6, measured ----------------------------------------------
+
+def interval(values: Any) -> dict[str, float]:
+    """``{"effect", "low", "high"}``: the mean of ``values`` with its bootstrap interval."""
+    est, lo, hi = bootstrap_ci(values)
+    return {"effect": est, "low": lo, "high": hi}
+
+
+def _diff(a: Any, b: Any, paired: bool = True) -> dict[str, Any]:
+    est, lo, hi = (paired_difference if paired else unpaired_difference)(a, b)
+    return {"effect": est, "low": lo, "high": hi, "call": verdict(lo, hi)}
+
+
+def translate_photos(run_dir: str | Path, photos: Sequence[str | Path], device: str = "cpu"):
+    """``(inputs, outputs)``: the photos face-cropped as the CLI does (:func:`viz.face_inputs`)
+    and translated by the run's G_AB, as [-1, 1] tensors at the run's image size."""
+    size = int(run_info(run_dir).get("image_size") or 64)
+    x = as_images([crop for crop, _ in face_inputs(photos)], size)
+    return x, translate_batch(load_generator(run_dir, "AtoB", device), x, device)
+
+
+#: Same-person pairs used for :func:`consistency` (all pairs x all pairs are compared).
+MAX_PAIRS = 40
+
+
+def _pairs(sets: Mapping[str, Any], n_pairs: int | None) -> list[tuple[Path, Path]]:
+    pairs = [*sets["consistency_pairs"], *sets["same_person"], *sets["smile_pairs"]]
+    return pairs[:min(n_pairs or MAX_PAIRS, MAX_PAIRS)]
+
+
+def block_measures(runs: Mapping[str, str | Path], data_dir: str | Path,
+                   faces_dir: str | Path, reference: str, n_images: int | None = None,
+                   n_pairs: int | None = None, device: str = "cpu") -> dict[str, Any]:
+    """The block-count claims: per run, the anime and human detector rates on G_AB(testA)
+    and the structure kept (:func:`structure_kept`), each with an interval, the paired
+    differences from ``reference`` over the same test selfies, and same-person
+    :func:`consistency` on the photo pairs :func:`photo_sets` names (the named pairs
+    first, then London smile/neutral pairs, :data:`MAX_PAIRS` at most).
+
+    Keys: ``rows`` (one per run), ``diffs`` (``{label: {"anime"|"human"|"structure": ...}}``),
+    ``consistency`` (per run) and ``inputs consistency`` (the photos' own ratio).
+    """
+    pairs = _pairs(photo_sets(faces_dir), n_pairs)
+    measured = {k: measure_test_set(r, data_dir, n_images, device) for k, r in runs.items()}
+    out: dict[str, Any] = {"rows": [], "diffs": {}, "consistency": {}}
+    for label, run in runs.items():
+        m = measured[label]
+        xa, ya = translate_photos(run, [a for a, _ in pairs], device)
+        xb, yb = translate_photos(run, [b for _, b in pairs], device)
+        out["consistency"][label] = consistency(ya, yb)
+        out.setdefault("inputs consistency", consistency(xa, xb))
+        out["rows"].append({"run": label, **{k: interval(m[k]) for k in
+                                             ("anime", "human", "structure")}})
+        if label != reference:
+            ref = measured[reference]
+            out["diffs"][label] = {k: _diff(m[k], ref[k]) for k in ("anime", "human", "structure")}
+    return out
+
+
+def qualitative_measures(run_dir: str | Path, faces_dir: str | Path, n: int | None = None,
+                         device: str = "cpu") -> dict[str, Any]:
+    """The paper's five qualitative tests and the skin-tone change, measured for one model
+    (``n`` caps every photo list, for quick runs).
+
+    Keys: ``expressions`` (:func:`change_correlation` on the London smile/neutral pairs:
+    ``matched``, ``mismatched`` and their paired difference ``diff``); ``consistency`` and
+    ``inputs consistency``; ``facial_hair`` (lower-face :func:`dark_share` of input and
+    output and their paired difference); ``rates`` (anime-detector rate per photo group),
+    ``angled_vs_frontal`` and ``dark_vs_frontal`` (unpaired differences); ``dose``
+    (:func:`dose_response` of the frontal photos at :data:`DOSE_EVS`); ``skin``
+    (:func:`skin_lightness_change` over the publishable photos, L* output - input).
+    """
+    sets = photo_sets(faces_dir)
+    cap = (lambda xs: list(xs)[:n]) if n else list
+    smile = cap(sets["smile_pairs"])
+    xa, ya = translate_photos(run_dir, [a for a, _ in smile], device)
+    xb, yb = translate_photos(run_dir, [b for _, b in smile], device)
+    cc = change_correlation(xa, xb, ya, yb)
+    out: dict[str, Any] = {"expressions": {"matched": interval(cc["matched"]),
+                                           "mismatched": interval(cc["mismatched"]),
+                                           "diff": _diff(cc["matched"], cc["mismatched"])}}
+    pairs = _pairs(sets, n)
+    pa, qa = translate_photos(run_dir, [a for a, _ in pairs], device)
+    pb, qb = translate_photos(run_dir, [b for _, b in pairs], device)
+    out["consistency"], out["inputs consistency"] = consistency(qa, qb), consistency(pa, pb)
+    hx, hy = translate_photos(run_dir, cap(sets["facial_hair"]), device)
+    din, dout = dark_share(hx), dark_share(hy)
+    out["facial_hair"] = {"input": interval(din), "output": interval(dout),
+                          "diff": _diff(dout, din)}
+    hits = {"frontal": detector_hits(ya), "smiling": detector_hits(yb),
+            "expressive": None, "angled": None, "dark": None}
+    for group in ("expressive", "angled", "dark"):
+        hits[group] = detector_hits(translate_photos(run_dir, cap(sets[group]), device)[1])
+    out["rates"] = {g: {**interval(h), "photos": len(h)} for g, h in hits.items()}
+    out["angled_vs_frontal"] = _diff(hits["angled"], hits["frontal"], paired=False)
+    out["dark_vs_frontal"] = _diff(hits["dark"], hits["frontal"], paired=False)
+    out["dose"] = dose_response(load_generator(run_dir, "AtoB", device), xa, DOSE_EVS,
+                                device=device)
+    shown = cap(sorted(sets["publishable"]))
+    sx, sy = translate_photos(run_dir, shown, device)
+    skin = skin_lightness_change(sx, sy)
+    out["skin"] = {**interval(skin), "values": skin, "photos": [Path(p) for p in shown]}
     return out
