@@ -14,7 +14,8 @@ from PIL import Image
 
 from cyclegan_lib import claims as C
 from cyclegan_lib.ablation import (ablation_args, ablation_config, ablation_summary,
-                                   ablation_table, diversity_ratio_ci)
+                                   ablation_table, diversity_ratio_ci, load_ablation,
+                                   save_ablation)
 from cyclegan_lib.config import ABLATIONS, ConfigError, make_config
 from cyclegan_lib.report import diversity
 
@@ -300,6 +301,27 @@ def test_run_ablation_script_at_smoke(tiny_dataset: Path, tmp_path: Path, anime_
     table = ablation_table(rows)
     assert table.count("\n") == 3 and "| naive+lsgan | gan_loss=lsgan | 8 |" in table
 
+    saved = load_ablation(save_ablation(rows, tmp_path / "ablation.json", "smoke"))
+    assert saved["profile"] == "smoke" and saved["steps"] == 8
+    assert [r["variant"] for r in saved["rows"]] == ["naive", "naive+lsgan"]
+    assert "stabilized" in saved["missing"] and "naive" not in saved["missing"]
+    assert ablation_table(saved["rows"]) == table
+    cli = subprocess.run([sys.executable, "-m", "cyclegan_lib.ablation", "summary", "--runs",
+                          str(out), "--data", str(tiny_dataset), "--out",
+                          str(tmp_path / "cli.json"), "--profile", "smoke"],
+                         env=env, capture_output=True, text=True, timeout=300, cwd=REPO)
+    assert cli.returncode == 0, cli.stderr
+    assert load_ablation(tmp_path / "cli.json")["rows"][1]["variant"] == "naive+lsgan"
+
+
+def test_committed_ablation_summary_is_readable() -> None:
+    saved = load_ablation(REPO / "pretrained" / "ablation.json")
+    assert saved["profile"] == "ablation" and saved["rows"]
+    names = [r["variant"] for r in saved["rows"]]
+    assert set(names) | set(saved["missing"]) == set(ABLATIONS)
+    assert all(r["steps"] == saved["steps"] > 0 for r in saved["rows"])  # one budget for all
+    assert "/work" not in (REPO / "pretrained" / "ablation.json").read_text()
+
 
 def test_measure_test_set_on_a_smoke_run(smoke_run: Path, data_root: Path,
                                           anime_cascade: Path) -> None:
@@ -308,3 +330,18 @@ def test_measure_test_set_on_a_smoke_run(smoke_run: Path, data_root: Path,
     for key in ("anime", "human", "structure", "skin"):
         assert m[key].shape == (6,) and np.isfinite(m[key]).all()
     assert set(m["anime"]) <= {0.0, 1.0} and (m["structure"] <= 1).all()
+
+
+def test_block_and_qualitative_measures_on_a_smoke_run(smoke_run: Path, data_root: Path,
+                                                       faces_root: Path) -> None:
+    if not (faces_root / "MANIFEST.csv").is_file():
+        pytest.skip("no faces folder")
+    b = C.block_measures({"a": smoke_run, "b": smoke_run}, data_root, faces_root,
+                         reference="b", n_images=4, n_pairs=3)
+    assert [r["run"] for r in b["rows"]] == ["a", "b"]
+    assert b["diffs"]["a"]["anime"]["effect"] == 0  # the same model: no difference
+    assert b["consistency"]["a"]["people"] == 3
+    q = C.qualitative_measures(smoke_run, faces_root, n=3)
+    assert [r["EV"] for r in q["dose"]] == list(C.DOSE_EVS)
+    assert q["expressions"]["diff"]["call"] in ("higher", "lower", "no clear difference")
+    assert len(q["skin"]["values"]) == 3 and set(q["rates"]) >= {"frontal", "angled", "dark"}
