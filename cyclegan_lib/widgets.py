@@ -79,12 +79,13 @@ def block_slider(run_dirs: Mapping[int, str | Path], images: torch.Tensor,
     stack = w.Stack(pages, selected_index=blocks.index(start) if start in blocks
                     else len(blocks) - 1)
     slider = w.SelectionSlider(options=[(str(b), i) for i, b in enumerate(blocks)],
-                               value=stack.selected_index, description="residual blocks",
-                               continuous_update=True,
-                               style={"description_width": "initial"},
+                               value=stack.selected_index, continuous_update=True,
                                layout=w.Layout(width="420px"))
+    # No widget description: ipywidgets typesets descriptions with MathJax 2's API
+    # (MathJax.Hub.Queue), which breaks on the book's pages that load MathJax 3.
     link = w.jslink((slider, "index"), (stack, "selected_index"))
-    note = w.HTML("<small>Top row: the input images; bottom row: the selected generator's "
+    note = w.HTML("<small>The slider above picks the number of residual blocks. "
+                  "Top row: the input images; bottom row: the selected generator's "
                   "output. Every model's output was computed when the chapter was executed, "
                   "so the slider also works on the static page.</small>")
     box = w.VBox([slider, stack, note])
