@@ -16,7 +16,7 @@ import torch.nn.functional as F
 from PIL import Image
 
 from .evaluate import translate_batch
-from .faces import detection_rate, human_cascade_path
+from .faces import detection_hits, human_cascade_path
 from .paths import anime_cascade
 from .stats import bootstrap_ci, paired_difference, verdict
 
@@ -266,16 +266,14 @@ def change_correlation(in_a: Any, in_b: Any, out_a: Any, out_b: Any, size: int =
 
 
 def detector_hits(images: Any, cascade: str | Path = "anime") -> np.ndarray:
-    """Per image 1.0 if the face detector fires, else 0.0: :func:`cyclegan_lib.faces.detection_rate`
-    on each image alone (same settings: 256 px bicubic, grey + equalisation, scaleFactor
-    1.1, minNeighbors 5, minSize 48).  ``cascade``: ``"anime"`` (``$CYCLEGAN_ANIME_CASCADE``),
+    """Per image 1.0 if the face detector fires, else 0.0 (:func:`cyclegan_lib.faces.detection_hits`:
+    256 px bicubic, grey + equalisation, scaleFactor 1.1, minNeighbors 5, minSize 48).  ``cascade``: ``"anime"`` (``$CYCLEGAN_ANIME_CASCADE``),
     ``"human"`` (OpenCV's frontal Haar cascade) or a cascade file."""
     path = {"anime": None, "human": human_cascade_path()}.get(str(cascade), cascade)
     path = anime_cascade() if path is None else path
     if isinstance(images, torch.Tensor):
-        u8 = ((as_images(images).clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
-        return np.array([detection_rate(u8[i:i + 1], path) for i in range(len(u8))])
-    return np.array([detection_rate([im], path) for im in images])
+        images = ((as_images(images).clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
+    return np.array(detection_hits(images, path), dtype=float)
 
 
 @torch.no_grad()
