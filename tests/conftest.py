@@ -95,3 +95,20 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+def twenty_steps(data, amp: str, run_dir):
+    """20 training steps of ``stabilized``/``smoke`` at precision ``amp`` on in-memory ``data``:
+    the stacked losses and the trainer (precision tests compare them with fp32)."""
+    from cyclegan_lib.config import make_config
+    from cyclegan_lib.data import EpochPlan, make_batch
+    from cyclegan_lib.trainer import Trainer
+
+    torch.manual_seed(0)
+    cfg = make_config("stabilized", "smoke", amp=amp)
+    trainer = Trainer(cfg, run_dir.parent / "x", run_dir, progress=False, data=data)
+    plan = EpochPlan.draw(len(data.a), len(data.b), 20, cfg.resolved_load_size,
+                          cfg.image_size, cfg.seed, 0)
+    losses = torch.stack([trainer.train_step(*make_batch(data, plan, i, 1, cfg.image_size,
+                                                          trainer.device)) for i in range(20)])
+    return losses, trainer

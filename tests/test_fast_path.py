@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+from conftest import twenty_steps
 
 from cyclegan_lib import precision as precision_mod
 from cyclegan_lib.config import ConfigError, make_config
@@ -134,14 +135,7 @@ def test_bf16_training_tracks_fp32(tmp_path):
     data = _data(4, 36)
     runs = {}
     for amp in ("off", "bf16"):
-        torch.manual_seed(0)
-        cfg = make_config("stabilized", "smoke", amp=amp)
-        trainer = Trainer(cfg, tmp_path / "x", tmp_path / amp, progress=False, data=data)
-        plan = EpochPlan.draw(len(data.a), len(data.b), 20, cfg.resolved_load_size,
-                              cfg.image_size, cfg.seed, 0)
-        runs[amp] = torch.stack([trainer.train_step(*make_batch(data, plan, i, 1, cfg.image_size,
-                                                                trainer.device))
-                                 for i in range(20)])
+        runs[amp], trainer = twenty_steps(data, amp, tmp_path / amp)
     assert torch.isfinite(runs["bf16"]).all()
     assert not torch.equal(runs["bf16"], runs["off"])  # bf16 really ran
     torch.testing.assert_close(runs["bf16"][0], runs["off"][0], rtol=0.02, atol=0.01)

@@ -12,11 +12,12 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import twenty_steps
 
 from cyclegan_lib import precision as precision_mod
 from cyclegan_lib.checkpoint import atomic_save, latest_checkpoint, safe_load
 from cyclegan_lib.config import ConfigError, make_config
-from cyclegan_lib.data import DomainImages, EpochPlan, ScanReport, UnpairedData, make_batch
+from cyclegan_lib.data import DomainImages, ScanReport, UnpairedData
 from cyclegan_lib.precision import INIT_SCALE, Precision, resolve_amp
 from cyclegan_lib.trainer import Trainer, train
 
@@ -134,14 +135,7 @@ def test_fp16_training_tracks_fp32(tmp_path, one_thread):
     data = _data(4, 36)
     runs = {}
     for amp in ("off", "fp16"):
-        torch.manual_seed(0)
-        cfg = make_config("stabilized", "smoke", amp=amp)
-        trainer = Trainer(cfg, tmp_path / "x", tmp_path / amp, progress=False, data=data)
-        plan = EpochPlan.draw(len(data.a), len(data.b), 20, cfg.resolved_load_size,
-                              cfg.image_size, cfg.seed, 0)
-        runs[amp] = torch.stack([trainer.train_step(*make_batch(data, plan, i, 1, cfg.image_size,
-                                                                trainer.device))
-                                 for i in range(20)])
+        runs[amp], trainer = twenty_steps(data, amp, tmp_path / amp)
         if amp == "fp16":
             scales = {n: s.get_scale() for n, s in trainer.model.amp.scalers.items()}
             print("fp16 loss scales after 20 steps:", scales)
