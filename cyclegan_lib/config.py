@@ -33,6 +33,7 @@ class TrainConfig:
     generator_variant: str = "official"   # "official" (tanh, add after block) or "naive"
     d_head: str = "patchmap"             # "patchmap" (official NxN map) or "single" (paper's naive)
     d_patch: int | None = None           # feed D random d_patch x d_patch crops; None = whole image
+    d_layers: int = 3                    # D's stride-2 layers: receptive field 70 (3), 34 (2), 16 (1)
     gan_loss: str = "lsgan"              # "lsgan" (MSE) or "nll" (BCE)
     pool_size: int = 50                  # image history buffer; 0 disables it
     lambda_cycle: float = 10.0
@@ -113,8 +114,11 @@ class TrainConfig:
             bad("image_size", "must be a multiple of 4 (two stride-2 downsamplings)")
         if self.resolved_load_size < self.image_size:
             bad("load_size", f"crop size image_size={self.image_size} is larger than load size")
-        if self.d_patch is not None and not 32 <= self.d_patch:
-            bad("d_patch", "patches must be at least 32 pixels for a 3-layer PatchGAN")
+        if not 1 <= self.d_layers <= 3:
+            bad("d_layers", "choose 1, 2 or 3 stride-2 layers")
+        if self.d_patch is not None and self.d_patch < 4 * 2 ** self.d_layers:
+            bad("d_patch", f"patches must be at least {4 * 2 ** self.d_layers} pixels for a "
+                           f"{self.d_layers}-layer PatchGAN")
         if self.d_patch is not None and self.d_patch > self.image_size:
             bad("d_patch", f"patches cannot be larger than image_size={self.image_size}")
         if self.generator_variant not in ("official", "naive"):
@@ -165,6 +169,12 @@ PRESETS: dict[str, dict[str, Any]] = {
     "stabilized": dict(),
     # Section 4.3: the discriminator sees random 32x32 patches.
     "patch32": dict(d_patch=32),
+    # Section 4.3 at the paper's proportions (64 px): what a discriminator judges is its share
+    # of the face.  At 256 px the 70x70 receptive field is 27% of the width and the 32x32
+    # patch 12.5%; at 64 px one stride-2 layer gives a 16-px field (25%) and 8-px patches are
+    # 12.5%.
+    "scaled70": dict(d_layers=1),
+    "scaled32": dict(d_layers=1, d_patch=8),
     # Section 4.4: residual-block ablation (blocks9 is the stabilised model).
     "blocks3": dict(n_blocks=3),
     "blocks6": dict(n_blocks=6),
@@ -192,6 +202,8 @@ PRESET_HELP: dict[str, str] = {
     "naive": "paper's first model: NLL, single sigmoid output, no buffer, ReLU output",
     "stabilized": "official CycleGAN: LSGAN + history buffer + 70x70 PatchGAN map",
     "patch32": "stabilized, discriminator on random 32x32 patches",
+    "scaled70": "stabilized, 16-px receptive field: the 70x70 field's share of a 256-px face at 64 px",
+    "scaled32": "scaled70 on random 8x8 patches: the 32x32 patch's share of a 256-px face at 64 px",
     "blocks3": "stabilized with 3 residual blocks",
     "blocks6": "stabilized with 6 residual blocks",
     "blocks9": "stabilized with 9 residual blocks (same settings as stabilized)",
@@ -216,6 +228,11 @@ PROFILES: dict[str, dict[str, Any]] = {
     # 0.999, about the last 1,000 steps) that steadies the shipped model.  Sized to train all
     # four compared models in about 2 hours on 2 CPU cores in fp32 (see README).
     "book": dict(image_size=64, ngf=32, ndf=32, n_epochs=15, n_epochs_decay=15, epoch_size=100,
+                 device="cpu", ema_decay=0.999, log_every=25, sample_every=500,
+                 save_every=500, keep_checkpoints=6),
+    # The shipped stabilised model: the book profile trained four times as long (60 + 60
+    # epochs of 100, 12,000 steps).  Its first 1,500 steps are the book run's, exactly.
+    "long": dict(image_size=64, ngf=32, ndf=32, n_epochs=60, n_epochs_decay=60, epoch_size=100,
                  device="cpu", ema_decay=0.999, log_every=25, sample_every=500,
                  save_every=500, keep_checkpoints=6),
     # The single-factor stabilisation ablation (ABLATIONS, scripts/run_ablation.sh): ten short
@@ -278,6 +295,7 @@ PROFILE_HELP: dict[str, str] = {
     "smoke": "32 px, ngf 8, 8 steps on 12 images: seconds, for tests and CI",
     "cpu": "64 px, ngf 32, 2,400 steps: 7-14 min per experiment on a 2-core CPU",
     "book": "64 px, ngf 32, 3,000 steps, EMA generators: the published models (about 50 min per 9-block run on one core, fp32)",
+    "long": "the book profile for 12,000 steps: the shipped stabilised model (pretrained/stabilized)",
     "ablation": "64 px, ngf 32, 400 steps, one checkpoint: the single-factor stabilisation ablation",
     "full": "paper: 256 px, ngf 64, 200 epochs of 3,400 steps (GPU; a T4 would need about "
             "2 days per experiment)",

@@ -61,8 +61,10 @@ class CycleGAN(nn.Module):
         patch = cfg.d_patch if cfg.d_patch is not None else cfg.image_size
         self.G_AB = ResnetGenerator(ngf=cfg.ngf, n_blocks=cfg.n_blocks, variant=cfg.generator_variant)
         self.G_BA = ResnetGenerator(ngf=cfg.ngf, n_blocks=cfg.n_blocks, variant=cfg.generator_variant)
-        self.D_A = PatchDiscriminator(ndf=cfg.ndf, head=cfg.d_head, patch_size=patch)
-        self.D_B = PatchDiscriminator(ndf=cfg.ndf, head=cfg.d_head, patch_size=patch)
+        self.D_A = PatchDiscriminator(ndf=cfg.ndf, n_layers=cfg.d_layers, head=cfg.d_head,
+                                      patch_size=patch)
+        self.D_B = PatchDiscriminator(ndf=cfg.ndf, n_layers=cfg.d_layers, head=cfg.d_head,
+                                      patch_size=patch)
         for net in self.networks:
             init_weights(net)
         self.to(self.device)

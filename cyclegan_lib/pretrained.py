@@ -87,7 +87,7 @@ def load_network(folder: str | Path, name: str = "G_AB",
         net: torch.nn.Module = ResnetGenerator(ngf=cfg.ngf, n_blocks=cfg.n_blocks,
                                                variant=cfg.generator_variant)
     else:
-        net = PatchDiscriminator(ndf=cfg.ndf, head=cfg.d_head,
+        net = PatchDiscriminator(ndf=cfg.ndf, n_layers=cfg.d_layers, head=cfg.d_head,
                                  patch_size=cfg.d_patch or cfg.image_size)
     net.load_state_dict(load_state(folder, name))
     return net.to(device).eval()

@@ -126,9 +126,12 @@ def find_run(preset: str, profile: str, runs_dir: str | Path,
     profile = resolve_profile(profile)
     preset = RUN_ALIASES.get(preset, preset)
     profile = SHORT_RUNS.get(profile, {}).get(preset, profile)
-    if pretrained_dir is not None:
-        folder = Path(pretrained_dir) / preset
-        if is_pretrained(folder) and read_config(folder).profile == profile:
-            return folder, None
+    if pretrained_dir is not None:  # pretrained/<preset>, or pretrained/<preset>_<anything>
+        root = Path(pretrained_dir)
+        for folder in [root / preset, *sorted(root.glob(f"{preset}_*"))]:
+            if is_pretrained(folder):
+                cfg = read_config(folder)
+                if (cfg.preset, cfg.profile) == (preset, profile):
+                    return folder, None
     run_dir = Path(runs_dir) / profile / preset
     return run_dir, None if run_is_complete(run_dir) else make_config(preset, profile)

@@ -105,8 +105,9 @@ class Trainer:
                     with contextlib.suppress(OSError):
                         path.rename(path.with_name(path.name + ".damaged"))
                 continue
+            defaults = TrainConfig().to_dict()  # options added later: their default
             diff = [k for k, v in self.cfg.to_dict().items()
-                    if k not in RESUMABLE and saved.get(k) != v]
+                    if k not in RESUMABLE and saved.get(k, defaults[k]) != v]
             if diff and set(diff) <= {"n_epochs", "n_epochs_decay"} and _same_steps_so_far(
                     saved, self.cfg, int(path.name[5:13])):
                 diff = []  # a new length, and every step so far is the same under both schedules

@@ -102,6 +102,8 @@ def test_json_round_trip() -> None:
     (dict(d_head="avg"), ["d_head"]),
     (dict(generator_variant="unet"), ["generator_variant"]),
     (dict(d_patch=16), ["d_patch"]),
+    (dict(d_layers=0), ["d_layers"]),
+    (dict(d_layers=1, d_patch=6), ["d_patch", "8"]),
     (dict(batch_size="two"), ["batch_size"]),
     (dict(bogus=1), ["bogus"]),
 ])
@@ -114,6 +116,13 @@ def test_mistakes_are_one_line_config_errors(kwargs: dict, words: list[str]) -> 
     assert "\n" not in message
     for word in words:
         assert word in message
+
+
+def test_the_paper_proportions_at_64_px() -> None:
+    """scaled70/scaled32: the paper's 70x70 field and 32x32 patch as shares of a 64-px face."""
+    s70, s32 = make_config("scaled70", "book"), make_config("scaled32", "book")
+    assert (s70.d_layers, s70.d_patch, s32.d_layers, s32.d_patch) == (1, None, 1, 8)
+    assert s32.d_patch / s32.image_size == 32 / 256
 
 
 def test_validate_catches_direct_construction() -> None:

@@ -28,6 +28,13 @@ def test_patchgan_receptive_field_is_70(ndf):
     assert mechanics.measured_receptive_field(PatchDiscriminator(ndf=8)) == 70
 
 
+@pytest.mark.parametrize("n_layers, field", [(1, 16), (2, 34)])
+def test_shallower_patchgans_see_less(n_layers, field):
+    net = PatchDiscriminator(ndf=8, n_layers=n_layers)
+    assert mechanics.receptive_field_table(net)[-1]["receptive field (px)"] == field
+    assert mechanics.measured_receptive_field(net) == field
+
+
 def test_lr_schedule_follows_the_trainer():
     cfg = make_config("stabilized", "cpu")
     steps, lr = mechanics.lr_schedule(cfg)

@@ -10,7 +10,7 @@ from safetensors.torch import load_file
 
 from cyclegan_lib.config import make_config
 from cyclegan_lib.pretrained import export_run, is_pretrained, load_network, weight_files
-from cyclegan_lib.runs import load_checkpoint_config, load_generator
+from cyclegan_lib.runs import find_run, load_checkpoint_config, load_generator
 from cyclegan_lib.trainer import Trainer, ensure_run
 
 from _cli import run as run_cli
@@ -76,6 +76,21 @@ def test_chapters_use_a_published_folder_of_their_profile(ema_run, tmp_path: Pat
     found = ensure_run("blocks9", "smoke", tmp_path / "no-data", tmp_path / "runs",
                        pretrained_dir=tmp_path / "pretrained")
     assert found == tmp_path / "pretrained" / "stabilized"   # no training: there is no data
+
+
+def test_a_published_folder_of_another_profile_is_found_by_its_config(ema_run, tmp_path: Path
+                                                                     ) -> None:
+    """pretrained/stabilized may hold a longer profile; pretrained/stabilized_<x> the chapter's."""
+    run, _ = ema_run
+    longer = export_run(run, tmp_path / "pretrained" / "stabilized")
+    cfg = json.loads((longer / "config.json").read_text())
+    (longer / "config.json").write_text(json.dumps({**cfg, "profile": "long"}))
+    export_run(run, tmp_path / "pretrained" / "stabilized_smoke")
+    find = lambda profile: find_run("stabilized", profile, tmp_path / "runs",
+                                    pretrained_dir=tmp_path / "pretrained")[0]
+    assert find("smoke") == tmp_path / "pretrained" / "stabilized_smoke"
+    assert find("long") == longer
+    assert find("cpu") == tmp_path / "runs" / "cpu" / "stabilized"   # neither: train it
 
 
 def test_translate_and_evaluate_from_a_published_folder(ema_run, tmp_path: Path,
