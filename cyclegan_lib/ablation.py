@@ -23,13 +23,13 @@ import dataclasses
 import json
 import sys
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 import torch
 
 from .claims import measure_test_set
-from .config import ABLATIONS, ConfigError, TrainConfig, make_config
+from .config import ABLATIONS, PATCH_SHARES, ConfigError, TrainConfig, make_config
 from .paths import anime_cascade as anime_cascade_path
 from .report import loss_summary, run_info
 from .stats import bootstrap_ci, format_effect, paired_difference, verdict
@@ -38,6 +38,9 @@ from .tables import markdown_table
 __all__ = ["ablation_config", "ablation_args", "ablation_baseline", "ablation_summary",
            "ablation_table", "save_ablation", "load_ablation",
            "pairwise_l1", "diversity_ratio_ci", "ABLATION_TAIL_STEPS"]
+
+#: ``{name: (base preset, overrides)}``: config.ABLATIONS, or config.PATCH_SHARES (chapter 4).
+Variants = Mapping[str, tuple[str, Mapping[str, Any]]]
 
 #: Discriminator balance is averaged over this many final steps of each run.
 ABLATION_TAIL_STEPS = 100
@@ -72,9 +75,10 @@ def ablation_args(name: str, profile: str = "ablation") -> list[str]:
     return args
 
 
-def ablation_baseline(name: str) -> str:
-    """The run a variant differs from by one setting (``naive`` or ``stabilized``)."""
-    return ABLATIONS[name][0] if name not in ("naive", "stabilized") else name
+def ablation_baseline(name: str, variants: Variants = ABLATIONS) -> str:
+    """The run a variant differs from by one setting (itself for a baseline)."""
+    preset, changes = variants[name]
+    return preset if changes else name
 
 
 # -- measurements ---------------------------------------------------------------------------
@@ -114,7 +118,8 @@ def diversity_ratio_ci(inputs: torch.Tensor, outputs: torch.Tensor, n: int = 200
 def ablation_summary(runs_dir: str | Path, data_dir: str | Path,
                      names: Sequence[str] | None = None, n_images: int | None = None,
                      device: str = "cpu", anime_cascade: str | Path | None = None,
-                     n_boot: int = 2000, seed: int = 0) -> list[dict[str, Any]]:
+                     n_boot: int = 2000, seed: int = 0,
+                     variants: Variants = ABLATIONS) -> list[dict[str, Any]]:
     """One row per trained variant in ``runs_dir`` (e.g. ``$CYCLEGAN_RUNS/ablation``).
 
     Columns: ``variant``, ``baseline``, ``changed`` (the overrides), ``steps``;
@@ -131,7 +136,7 @@ def ablation_summary(runs_dir: str | Path, data_dir: str | Path,
 
     runs_dir = Path(runs_dir)
     cascade = anime_cascade_path(anime_cascade)
-    names = [n for n in (names or ABLATIONS)
+    names = [n for n in (names or variants)
              if (runs_dir / n / "checkpoints").is_dir()
              and any((runs_dir / n / "checkpoints").glob("step_*.pt"))]
     hits: dict[str, np.ndarray] = {}
@@ -145,8 +150,8 @@ def ablation_summary(runs_dir: str | Path, data_dir: str | Path,
         rate, rlo, rhi = bootstrap_ci(hits[name], n=n_boot, seed=seed)
         steps = int(info.get("step", 0))
         ls = loss_summary(run, tail=min(1.0, ABLATION_TAIL_STEPS / steps)) if steps else {}
-        preset, changes = ABLATIONS[name]
-        rows.append({"variant": name, "baseline": ablation_baseline(name),
+        preset, changes = variants[name]
+        rows.append({"variant": name, "baseline": ablation_baseline(name, variants),
                      "changed": ", ".join(f"{k}={info.get(k, v)}" for k, v in changes.items())
                      or "-",
                      "steps": steps, "diversity": div, "diversity low": dlo,
@@ -183,22 +188,22 @@ def ablation_table(rows: Sequence[dict[str, Any]]) -> str:
 
 
 def save_ablation(rows: Sequence[dict[str, Any]], path: str | Path,
-                  profile: str = "ablation") -> Path:
+                  profile: str = "ablation", variants: Variants = ABLATIONS) -> Path:
     """Write :func:`ablation_summary` rows as JSON (with the profile and the step budget)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     steps = sorted({int(r["steps"]) for r in rows})
-    missing = [n for n in ABLATIONS if n not in {r["variant"] for r in rows}]
+    missing = [n for n in variants if n not in {r["variant"] for r in rows}]
     payload = {"profile": profile, "steps": steps[0] if len(steps) == 1 else steps,
                "missing": missing, "rows": list(rows)}
     path.write_text(json.dumps(payload, indent=1, default=float) + "\n")
     return path
 
 
-def load_ablation(path: str | Path) -> dict[str, Any]:
+def load_ablation(path: str | Path, variants: Variants = ABLATIONS) -> dict[str, Any]:
     """The JSON written by :func:`save_ablation`: ``profile``, ``steps``, ``missing``, ``rows``."""
     data = json.loads(Path(path).read_text())
-    data.setdefault("missing", [n for n in ABLATIONS
+    data.setdefault("missing", [n for n in variants
                                 if n not in {r["variant"] for r in data["rows"]}])
     return data
 
@@ -215,10 +220,13 @@ def main(argv: list[str] | None = None) -> int:
     q.add_argument("--out", required=True, help="JSON file to write")
     q.add_argument("--profile", default="ablation")
     q.add_argument("--n-images", type=int, default=None)
+    q.add_argument("--variants", choices=("ablation", "shares"), default="ablation",
+                   help="config.ABLATIONS (chapter 3) or config.PATCH_SHARES (chapter 4)")
     args = parser.parse_args(argv)
     if args.command == "summary":
-        rows = ablation_summary(args.runs, args.data, n_images=args.n_images)
-        print(save_ablation(rows, args.out, args.profile))
+        variants = PATCH_SHARES if args.variants == "shares" else ABLATIONS
+        rows = ablation_summary(args.runs, args.data, n_images=args.n_images, variants=variants)
+        print(save_ablation(rows, args.out, args.profile, variants))
         return 0
     try:
         for name in args.names or ABLATIONS:

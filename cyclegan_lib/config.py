@@ -16,7 +16,8 @@ from typing import Any
 from .errors import ConfigError
 
 __all__ = [
-    "ConfigError", "TrainConfig", "PRESETS", "PROFILES", "SHORT_RUNS", "ABLATIONS", "make_config",
+    "ConfigError", "TrainConfig", "PRESETS", "PROFILES", "SHORT_RUNS", "ABLATIONS", "PATCH_SHARES",
+    "make_config",
     "resolve_profile", "describe_presets", "parse_override", "estimate_t4_minutes",
     "BIG_GPU_GIB",
 ]
@@ -196,6 +197,15 @@ ABLATIONS: dict[str, tuple[str, dict[str, Any]]] = {
     "stabilized-lsgan": ("stabilized", dict(gan_loss="nll")),
     "stabilized-buffer": ("stabilized", dict(pool_size=0)),
     "stabilized-patchmap": ("stabilized", dict(d_head="single", d_patch=70)),
+}
+
+# The patch-size experiment of chapter 4, measured like the ablation: the paper's discriminators
+# at their pixel sizes (70x70 field, 32x32 patches) and at their shares of a 256-px face.
+PATCH_SHARES: dict[str, tuple[str, dict[str, Any]]] = {
+    "stabilized": ("stabilized", {}),
+    "patch32": ("stabilized", dict(d_patch=32)),
+    "scaled70": ("stabilized", dict(d_layers=1)),
+    "scaled32": ("scaled70", dict(d_patch=8)),
 }
 
 PRESET_HELP: dict[str, str] = {

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import csv
 import json
+import shutil
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -20,7 +21,8 @@ from .models import ResnetGenerator
 from .pretrained import is_pretrained, load_network, read_config, weight_files
 
 __all__ = ["RUN_ALIASES", "checkpoint_path", "load_checkpoint_config", "load_generator",
-           "generator_for", "image_size", "SAMPLE_PADDING", "run_info", "run_is_complete", "read_history",
+           "generator_for", "image_size", "SAMPLE_PADDING", "run_info", "run_is_complete", "run_until",
+           "read_history",
            "find_run"]
 
 #: Padding between the cells of a run's ``samples/step_*.png`` grids.
@@ -106,6 +108,28 @@ def run_info(run_dir: str | Path) -> dict[str, Any]:
             info.update(json.loads((run_dir / name).read_text()))
     info["run_dir"] = str(run_dir)
     return info
+
+
+def run_until(run_dir: str | Path, step: int, out_dir: str | Path) -> Path:
+    """``out_dir`` made a view of the run as it stood at ``step``: its config, that checkpoint
+    (linked, not copied) and the history up to it, so that anything that reads a run reads
+    the run at that step (e.g. two runs compared at the same budget)."""
+    run_dir, out_dir = Path(run_dir), Path(out_dir)
+    ckpt = run_dir / "checkpoints" / f"step_{step:08d}.pt"
+    if not ckpt.is_file():
+        raise FileNotFoundError(f"{run_dir} has no checkpoint at step {step} ({ckpt.name})")
+    (out_dir / "checkpoints").mkdir(parents=True, exist_ok=True)
+    for old in (out_dir / "checkpoints").glob("step_*.pt"):
+        old.unlink()
+    (out_dir / "checkpoints" / ckpt.name).symlink_to(ckpt.resolve())
+    shutil.copy2(run_dir / "config.json", out_dir / "config.json")
+    with open(run_dir / "history.csv", newline="") as f:
+        lines = f.readlines()
+    kept = [lines[0], *[ln for ln in lines[1:] if int(ln.split(",", 1)[0]) <= step]]
+    (out_dir / "history.csv").write_text("".join(kept))
+    (out_dir / "summary.json").write_text(json.dumps(
+        {"step": step, "complete": False, "view_of": str(run_dir.resolve())}, indent=2))
+    return out_dir
 
 
 def run_is_complete(run_dir: str | Path) -> bool:

@@ -10,7 +10,8 @@ from safetensors.torch import load_file
 
 from cyclegan_lib.config import make_config
 from cyclegan_lib.pretrained import export_run, is_pretrained, load_network, weight_files
-from cyclegan_lib.runs import find_run, load_checkpoint_config, load_generator
+from cyclegan_lib.runs import (find_run, load_checkpoint_config, load_generator, read_history,
+                             run_is_complete, run_until)
 from cyclegan_lib.trainer import Trainer, ensure_run
 
 from _cli import run as run_cli
@@ -101,3 +102,17 @@ def test_translate_and_evaluate_from_a_published_folder(ema_run, tmp_path: Path,
     result = run_cli("translate", "--checkpoint", out, photo, "--out", tmp_path / "tr")
     assert result.returncode == 0, result.stderr
     assert len(list((tmp_path / "tr").glob("*_anime.png"))) == 1
+
+
+def test_a_run_viewed_at_an_earlier_step(ema_run, tmp_path: Path) -> None:
+    """run_until: the run as it stood at a checkpoint, for comparisons at equal budgets."""
+    run, _ = ema_run
+    view = run_until(run, 4, tmp_path / "at4")
+    x = torch.rand(1, 3, 32, 32) * 2 - 1
+    early = load_generator(run / "checkpoints" / "step_00000004.pt", "AtoB")
+    assert torch.equal(load_generator(view, "AtoB")(x), early(x))
+    assert not torch.equal(load_generator(run, "AtoB")(x), early(x))
+    assert read_history(view)["step"][-1] == 4 and read_history(run)["step"][-1] == 8
+    assert not run_is_complete(view)
+    with pytest.raises(FileNotFoundError, match="step 5"):
+        run_until(run, 5, tmp_path / "at5")
