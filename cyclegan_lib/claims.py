@@ -19,13 +19,18 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any, Callable, Mapping, Sequence
 
+import cv2
 import numpy as np
+import torch
+from PIL import Image
+from torchvision.transforms.functional import to_pil_image
 
 from .book import consistency_pairs, face_photos, read_manifest
 from .claims_images import *  # noqa: F401,F403 - re-exported measurements
 from .claims_images import (IMAGE_MEASURES, as_images, change_correlation, consistency,
                              dark_share, detector_hits, dose_response, skin_lightness_change)
 from .evaluate import translate_batch
+from .faces import detect_faces
 from .runs import load_generator, run_info
 from .stats import (bootstrap_ci, format_effect, paired_difference,  # noqa: F401 (re-exported)
                     unpaired_difference, verdict)
@@ -35,7 +40,7 @@ from .viz import face_inputs, test_images
 __all__ = [
     "bootstrap_ci", "paired_difference", "unpaired_difference", "verdict", "format_effect",
     "STATUSES", "claim_row", "claims_table", "photo_sets", "measure_test_set",
-    "translate_photos", "interval", "block_measures", "qualitative_measures", "DOSE_EVS",
+    "translate_photos", "interval", "eye_size", "block_measures", "qualitative_measures", "DOSE_EVS",
     *IMAGE_MEASURES,
 ]
 
@@ -162,12 +167,17 @@ def photo_sets(faces_dir: str | Path) -> dict[str, Any]:
 # -- the claims of chapters 5 and 6, measured ----------------------------------------------
 
 def interval(values: Any) -> dict[str, float]:
-    """``{"effect", "low", "high"}``: the mean of ``values`` with its bootstrap interval."""
+    """``{"effect", "low", "high"}``: the mean of ``values`` with its bootstrap interval
+    (all NaN when there are no values, e.g. no eye found in any image)."""
+    if not len(values):
+        return {"effect": np.nan, "low": np.nan, "high": np.nan}
     est, lo, hi = bootstrap_ci(values)
     return {"effect": est, "low": lo, "high": hi}
 
 
 def _diff(a: Any, b: Any, paired: bool = True) -> dict[str, Any]:
+    if not len(a) or not len(b):
+        return {"effect": np.nan, "low": np.nan, "high": np.nan, "call": verdict(np.nan, np.nan)}
     est, lo, hi = (paired_difference if paired else unpaired_difference)(a, b)
     return {"effect": est, "low": lo, "high": hi, "call": verdict(lo, hi)}
 
@@ -189,6 +199,25 @@ def _pairs(sets: Mapping[str, Any], n_pairs: int | None) -> list[tuple[Path, Pat
     return pairs[:min(n_pairs or MAX_PAIRS, MAX_PAIRS)]
 
 
+def eye_size(images: torch.Tensor) -> np.ndarray:
+    """Per image, the width of the largest eye OpenCV's Haar eye cascade finds, as a share of
+    the image width (NaN where it finds none): "bigger, anime eyes" as a number.  Images are
+    upscaled to 256 px (bicubic) like the face detectors' inputs; eyes of 16 px and up."""
+    cascade = Path(cv2.data.haarcascades) / "haarcascade_eye.xml"
+    sizes = []
+    for x in as_images(images):
+        image = to_pil_image((x.clamp(-1, 1) + 1) / 2).resize((256, 256), Image.BICUBIC)
+        boxes = detect_faces(image, cascade, min_size=16)
+        sizes.append(max(b.w for b in boxes) / 256 if boxes else np.nan)
+    return np.array(sizes)
+
+
+def _found(*values: np.ndarray) -> list[np.ndarray]:
+    """The values where every array has one (not NaN), for paired comparisons."""
+    keep = np.all([~np.isnan(v) for v in values], axis=0)
+    return [v[keep] for v in values]
+
+
 def block_measures(runs: Mapping[str, str | Path], data_dir: str | Path,
                    faces_dir: str | Path, reference: str, n_images: int | None = None,
                    n_pairs: int | None = None, device: str = "cpu") -> dict[str, Any]:
@@ -198,12 +227,27 @@ def block_measures(runs: Mapping[str, str | Path], data_dir: str | Path,
     :func:`consistency` on the photo pairs :func:`photo_sets` names (the named pairs
     first, then London smile/neutral pairs, :data:`MAX_PAIRS` at most).
 
-    Keys: ``rows`` (one per run), ``diffs`` (``{label: {"anime"|"human"|"structure": ...}}``),
-    ``consistency`` (per run) and ``inputs consistency`` (the photos' own ratio).
+    Also :func:`eye_size` of the outputs (``eyes``, among the images with an eye found; in
+    ``diffs`` paired over the images with one found in both) and ``eyes check``: the same
+    measure on the real test selfies and real anime faces, which says whether it can tell
+    anime eyes from human ones at all.
+
+    Keys: ``rows`` (one per run), ``diffs`` (``{label: {"anime"|"human"|"structure"|"eyes":
+    ...}}``), ``consistency`` (per run), ``inputs consistency`` (the photos' own ratio) and
+    ``eyes check``.
     """
     pairs = _pairs(photo_sets(faces_dir), n_pairs)
     measured = {k: measure_test_set(r, data_dir, n_images, device) for k, r in runs.items()}
-    out: dict[str, Any] = {"rows": [], "diffs": {}, "consistency": {}}
+    for m in measured.values():
+        m["eyes"] = eye_size(m["outputs"])
+    size = next(iter(measured.values()))["inputs"].shape[-1]
+    real = {"selfies": eye_size(next(iter(measured.values()))["inputs"]),
+            "anime": eye_size(test_images(data_dir, "B", n=n_images or 10 ** 6, size=size))}
+    out: dict[str, Any] = {"rows": [], "diffs": {}, "consistency": {}, "eyes check": {
+        **{k: {**interval(_found(v)[0]), "found": float(np.mean(~np.isnan(v)))}
+           for k, v in real.items()},
+        "anime - selfies": _diff(_found(real["anime"])[0], _found(real["selfies"])[0],
+                                 paired=False)}}
     for label, run in runs.items():
         m = measured[label]
         xa, ya = translate_photos(run, [a for a, _ in pairs], device)
@@ -211,10 +255,13 @@ def block_measures(runs: Mapping[str, str | Path], data_dir: str | Path,
         out["consistency"][label] = consistency(ya, yb)
         out.setdefault("inputs consistency", consistency(xa, xb))
         out["rows"].append({"run": label, **{k: interval(m[k]) for k in
-                                             ("anime", "human", "structure")}})
+                                             ("anime", "human", "structure")},
+                            "eyes": {**interval(_found(m["eyes"])[0]),
+                                     "found": float(np.mean(~np.isnan(m["eyes"])))}})
         if label != reference:
             ref = measured[reference]
             out["diffs"][label] = {k: _diff(m[k], ref[k]) for k in ("anime", "human", "structure")}
+            out["diffs"][label]["eyes"] = _diff(*_found(m["eyes"], ref["eyes"]))
     return out
 
 

@@ -18,6 +18,7 @@ from cyclegan_lib.ablation import (ablation_args, ablation_config, ablation_summ
                                    save_ablation)
 from cyclegan_lib.config import ABLATIONS, ConfigError, make_config
 from cyclegan_lib.report import diversity
+from cyclegan_lib.viz import test_images
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -341,7 +342,17 @@ def test_block_and_qualitative_measures_on_a_smoke_run(smoke_run: Path, data_roo
     assert [r["run"] for r in b["rows"]] == ["a", "b"]
     assert b["diffs"]["a"]["anime"]["effect"] == 0  # the same model: no difference
     assert b["consistency"]["a"]["people"] == 3
+    assert set(b["eyes check"]) == {"selfies", "anime", "anime - selfies"}
+    assert 0 <= b["rows"][0]["eyes"]["found"] <= 1
     q = C.qualitative_measures(smoke_run, faces_root, n=3)
     assert [r["EV"] for r in q["dose"]] == list(C.DOSE_EVS)
     assert q["expressions"]["diff"]["call"] in ("higher", "lower", "no clear difference")
     assert len(q["skin"]["values"]) == 3 and set(q["rates"]) >= {"frontal", "angled", "dark"}
+
+
+def test_eye_size_finds_eyes_in_selfies_and_none_in_flat_images(data_root: Path) -> None:
+    selfies = test_images(data_root, "A", n=6, size=64)
+    sizes = C.eye_size(selfies)
+    assert np.mean(~np.isnan(sizes)) >= 0.5                    # the cascade fires on real faces
+    assert np.all((sizes[~np.isnan(sizes)] > 0.05) & (sizes[~np.isnan(sizes)] < 0.5))
+    assert np.isnan(C.eye_size(torch.zeros(2, 3, 64, 64))).all()   # nothing to find
