@@ -17,7 +17,7 @@ from .errors import ConfigError
 
 __all__ = [
     "ConfigError", "TrainConfig", "PRESETS", "PROFILES", "SHORT_RUNS", "ABLATIONS", "PATCH_SHARES",
-    "make_config",
+    "RESUMABLE", "make_config",
     "resolve_profile", "describe_presets", "parse_override", "estimate_t4_minutes",
     "BIG_GPU_GIB",
 ]
@@ -158,6 +158,11 @@ class TrainConfig:
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), indent=2, sort_keys=True)
+
+
+# Settings that may change on resume (bookkeeping); the experiment and its scale may not.
+RESUMABLE = {"max_steps", "device", "log_every", "sample_every", "save_every",
+             "keep_checkpoints", "threads", "compile", "amp"}
 
 
 # The paper's experiments.  Only the fields that differ from TrainConfig's defaults.

@@ -17,8 +17,8 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from .checkpoint import latest_checkpoint, safe_load
-from .errors import CheckpointError
-from .config import TrainConfig
+from .errors import CheckpointError, ConfigError
+from .config import RESUMABLE, TrainConfig, make_config
 from .models import PatchDiscriminator, ResnetGenerator
 
 __all__ = ["NETWORKS", "is_pretrained", "weight_files", "export_run", "load_state", "load_network", "read_config"]
@@ -119,13 +119,27 @@ def _machine() -> str:
 
 
 def export_run(run_dir: str | Path, out_dir: str | Path, discriminators: bool = False,
-               max_shard_mb: float | None = None, code_commit: str | None = None) -> Path:
-    """Publish the newest checkpoint of ``run_dir`` into ``out_dir`` (fp16 safetensors + records)."""
+               max_shard_mb: float | None = None, code_commit: str | None = None,
+               profile: str | None = None) -> Path:
+    """Publish the newest checkpoint of ``run_dir`` into ``out_dir`` (fp16 safetensors + records).
+
+    ``profile`` publishes a run trained with ``--set`` overrides under the name of the profile
+    its settings match (checked), e.g. a book run lengthened to the ``long`` profile.
+    """
     run_dir, out_dir = Path(run_dir), Path(out_dir)
     ckpt = latest_checkpoint(run_dir / "checkpoints")
     if ckpt is None:
         raise CheckpointError(f"no checkpoint in {run_dir}/checkpoints")
     state = safe_load(ckpt)
+    if profile is not None:
+        defaults = TrainConfig().to_dict()
+        target = make_config(state["config"]["preset"], profile).to_dict()
+        differ = [k for k, v in target.items() if k not in RESUMABLE | {"profile"}
+                  and state["config"].get(k, defaults[k]) != v]
+        if differ:
+            raise ConfigError(f"{run_dir} does not match profile {profile!r}: "
+                              f"{', '.join(differ)} differ")
+        state["config"] = {**state["config"], "profile": profile}
     out_dir.mkdir(parents=True, exist_ok=True)
     max_bytes = int(max_shard_mb * 2**20) if max_shard_mb else None
     averaged = "ema" in state

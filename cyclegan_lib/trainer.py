@@ -23,7 +23,7 @@ from tqdm.auto import tqdm
 from .checkpoint import (CHECKPOINT_FORMAT, atomic_save, capture_rng, checkpoint_name,
                          latest_checkpoint, list_checkpoints, prune_checkpoints, restore_rng,
                          safe_load)
-from .config import TrainConfig
+from .config import RESUMABLE, TrainConfig
 from .cyclegan import (LOSS_NAMES, CycleGAN, cpu_has_native_bf16, lr_factor, resolve_device,
                        use_bf16)
 from .data import EpochPlan, UnpairedData, load_domain, load_unpaired, make_batch
@@ -35,10 +35,6 @@ __all__ = ["Trainer", "TrainingError", "train", "ensure_run",
            # defined in cyclegan.py, kept importable from here
            "LOSS_NAMES", "CycleGAN", "lr_factor", "resolve_device", "use_bf16",
            "cpu_has_native_bf16"]
-
-# Settings that may change on resume; the experiment and its scale may not.
-RESUMABLE = {"max_steps", "device", "log_every", "sample_every", "save_every",
-             "keep_checkpoints", "threads", "compile", "amp"}
 
 
 def _same_steps_so_far(saved: dict, cfg: TrainConfig, step: int) -> bool:

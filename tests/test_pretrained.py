@@ -8,7 +8,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from cyclegan_lib.config import make_config
+from cyclegan_lib.config import ConfigError, make_config
 from cyclegan_lib.pretrained import export_run, is_pretrained, load_network, weight_files
 from cyclegan_lib.runs import (find_run, load_checkpoint_config, load_generator, read_history,
                              run_is_complete, run_until)
@@ -116,3 +116,14 @@ def test_a_run_viewed_at_an_earlier_step(ema_run, tmp_path: Path) -> None:
     assert not run_is_complete(view)
     with pytest.raises(FileNotFoundError, match="step 5"):
         run_until(run, 5, tmp_path / "at5")
+
+
+def test_export_under_a_profile_checks_that_the_settings_match(ema_run, smoke_run: Path,
+                                                              tmp_path: Path) -> None:
+    cfg = json.loads((export_run(smoke_run, tmp_path / "a", profile="smoke") / "config.json"
+                      ).read_text())
+    assert cfg["profile"] == "smoke"
+    with pytest.raises(ConfigError, match="profile 'cpu'.*image_size"):
+        export_run(smoke_run, tmp_path / "b", profile="cpu")
+    with pytest.raises(ConfigError, match="ema_decay"):   # trained with ema_decay=0.5
+        export_run(ema_run[0], tmp_path / "c", profile="smoke")
