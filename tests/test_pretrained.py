@@ -127,3 +127,22 @@ def test_export_under_a_profile_checks_that_the_settings_match(ema_run, smoke_ru
         export_run(smoke_run, tmp_path / "b", profile="cpu")
     with pytest.raises(ConfigError, match="ema_decay"):   # trained with ema_decay=0.5
         export_run(ema_run[0], tmp_path / "c", profile="smoke")
+
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def test_published_models_fit_their_size_caps_and_load() -> None:
+    """pretrained/ holds at most 64 MiB (a 256-px model in stabilized_256/ has its own 48)."""
+    root = REPO / "pretrained"
+    folders = [p for p in sorted(root.iterdir()) if is_pretrained(p)]
+    assert folders, "no published models"
+    size = lambda paths: sum(p.stat().st_size for p in paths if p.is_file()
+                             and p.name != "metrics.json")   # metrics.json: an ignored cache
+    big = root / "stabilized_256"
+    assert size(p for p in root.rglob("*") if big not in p.parents) <= 64 * 2**20
+    assert size(big.rglob("*")) <= 48 * 2**20
+    for folder in folders:
+        load_network(folder, "G_AB")
+        assert all(v.dtype == torch.float16 for f in weight_files(folder, "G_BA")
+                   for v in load_file(str(f)).values())
