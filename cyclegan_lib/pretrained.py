@@ -12,6 +12,7 @@ import platform
 import shutil
 import subprocess
 from pathlib import Path
+from typing import Sequence
 
 import torch
 from safetensors.torch import load_file, save_file
@@ -118,13 +119,16 @@ def _machine() -> str:
     return text
 
 
-def export_run(run_dir: str | Path, out_dir: str | Path, discriminators: bool = False,
-               max_shard_mb: float | None = None, code_commit: str | None = None,
-               profile: str | None = None) -> Path:
+def export_run(run_dir: str | Path, out_dir: str | Path,
+               discriminators: bool | Sequence[str] = False, max_shard_mb: float | None = None,
+               code_commit: str | None = None, profile: str | None = None,
+               max_samples: int | None = None) -> Path:
     """Publish the newest checkpoint of ``run_dir`` into ``out_dir`` (fp16 safetensors + records).
 
+    ``discriminators``: True for both, or the names to include (e.g. ``["D_B"]``).
     ``profile`` publishes a run trained with ``--set`` overrides under the name of the profile
     its settings match (checked), e.g. a book run lengthened to the ``long`` profile.
+    ``max_samples`` keeps that many sample grids, evenly spaced and ending with the last.
     """
     run_dir, out_dir = Path(run_dir), Path(out_dir)
     ckpt = latest_checkpoint(run_dir / "checkpoints")
@@ -143,7 +147,9 @@ def export_run(run_dir: str | Path, out_dir: str | Path, discriminators: bool = 
     out_dir.mkdir(parents=True, exist_ok=True)
     max_bytes = int(max_shard_mb * 2**20) if max_shard_mb else None
     averaged = "ema" in state
-    names = NETWORKS if discriminators else NETWORKS[:2]
+    names = [*NETWORKS[:2], *(NETWORKS[2:] if discriminators is True else discriminators or [])]
+    if not set(names) <= set(NETWORKS):
+        raise ValueError(f"networks must be among {', '.join(NETWORKS)}: {names}")
     for name in names:
         weights = state["ema"][name] if averaged and name in state["ema"] else state["models"][name]
         _save_sharded({k: v.to(torch.float16) for k, v in weights.items()}, out_dir, name,
@@ -152,8 +158,14 @@ def export_run(run_dir: str | Path, out_dir: str | Path, discriminators: bool = 
     for name in ("history.csv",):
         if (run_dir / name).is_file():
             shutil.copyfile(run_dir / name, out_dir / name)
-    if (run_dir / "samples").is_dir():
-        shutil.copytree(run_dir / "samples", out_dir / "samples", dirs_exist_ok=True)
+    grids = sorted((run_dir / "samples").glob("step_*.png"))
+    if max_samples is not None and len(grids) > max_samples:
+        grids = [grids[len(grids) - 1 - round(i * (len(grids) - 1) / max(max_samples - 1, 1))]
+                 for i in reversed(range(max_samples))] if max_samples > 0 else []
+    if grids:
+        (out_dir / "samples").mkdir(exist_ok=True)
+        for grid in grids:
+            shutil.copyfile(grid, out_dir / "samples" / grid.name)
     run_summary = {}
     if (run_dir / "summary.json").is_file():
         run_summary = json.loads((run_dir / "summary.json").read_text())

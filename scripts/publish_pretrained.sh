@@ -10,22 +10,32 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 runs=${1:-${CYCLEGAN_RUNS:-runs}}
-publish() {  # RUN_DIR FOLDER [--discriminators] [--profile NAME]
+publish() {  # RUN_DIR FOLDER [--d-b] [--profile NAME] [--samples N] [--note TEXT]
+  # --d-b: also the anime discriminator D_B (chapter 4's score maps); --samples: grids kept;
+  # --note: a line of provenance for summary.json
   python - "$@" <<'PY'
 import os, sys
 from cyclegan_lib.pretrained import export_run
 run, folder, *flags = sys.argv[1:]
-profile = flags[flags.index("--profile") + 1] if "--profile" in flags else None
-out = export_run(run, f"pretrained/{folder}", discriminators="--discriminators" in flags,
-                 code_commit=os.environ.get("CODE_COMMIT"), profile=profile)
+value = lambda flag: flags[flags.index(flag) + 1] if flag in flags else None
+samples = value("--samples")
+out = export_run(run, f"pretrained/{folder}", discriminators=["D_B"] if "--d-b" in flags else False,
+                 code_commit=os.environ.get("CODE_COMMIT"), profile=value("--profile"),
+                 max_samples=int(samples) if samples else None)
+if value("--note"):  # provenance a run's own records do not hold (e.g. a schedule change)
+    import json
+    summary = json.loads((out / "summary.json").read_text())
+    (out / "summary.json").write_text(json.dumps({**summary, "note": value("--note")}, indent=2))
 print(f"published {run} -> {out}")
 PY
 }
-publish "$runs/long/stabilized" stabilized --profile long
+short="steps 1-1,000 ran under commit 9c2214c (the same training code) configured for 12,000 steps, still at the constant learning rate; resumed at step 1,000 under the 3,000-step schedule (exact: the steps so far are those of the shorter schedule)"
+long="steps 1-1,500 are the book run's (see stabilized_book); resumed at step 1,500 under a 12,000-step schedule, shortened to 8,000 steps at step 2,500 (exact both times: every step so far is at the constant learning rate under both schedules)"
+publish "$runs/long/stabilized" stabilized --profile long --samples 4 --note "$long"
 python scripts/checkpoint_rates.py "$runs/long/stabilized" --out pretrained/stabilized/rates.json
-publish "$runs/book/stabilized" stabilized_book --discriminators
-publish "$runs/book/patch32" patch32 --discriminators
-publish "$runs/book/blocks3" blocks3
-publish "$runs/book/blocks6" blocks6
-publish "$runs/cpu/naive" naive
+publish "$runs/book/stabilized" stabilized_book --d-b --note "$short"
+publish "$runs/book/patch32" patch32 --d-b --samples 3 --note "$short"
+publish "$runs/book/blocks3" blocks3 --samples 1
+publish "$runs/book/blocks6" blocks6 --samples 1
+publish "$runs/cpu/naive" naive --samples 4
 du -sh pretrained

@@ -146,3 +146,13 @@ def test_published_models_fit_their_size_caps_and_load() -> None:
         load_network(folder, "G_AB")
         assert all(v.dtype == torch.float16 for f in weight_files(folder, "G_BA")
                    for v in load_file(str(f)).values())
+
+
+def test_export_can_keep_one_discriminator_and_fewer_sample_grids(ema_run, tmp_path: Path
+                                                                  ) -> None:
+    run, _ = ema_run
+    out = export_run(run, tmp_path / "slim", discriminators=["D_B"], max_samples=1)
+    assert weight_files(out, "D_B") and not weight_files(out, "D_A")
+    grids = sorted((run / "samples").glob("step_*.png"))
+    assert len(grids) > 1
+    assert [p.name for p in (out / "samples").iterdir()] == [grids[-1].name]
