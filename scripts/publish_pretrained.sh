@@ -30,7 +30,7 @@ print(f"published {run} -> {out}")
 PY
 }
 short="steps 1-1,000 ran under commit 9c2214c (the same training code) configured for 12,000 steps, still at the constant learning rate; resumed at step 1,000 under the 3,000-step schedule (exact: the steps so far are those of the shorter schedule)"
-long="steps 1-1,500 are the book run's (see stabilized_book); resumed at step 1,500 under a 12,000-step schedule, shortened to 8,000 steps at step 2,500 (exact both times: every step so far is at the constant learning rate under both schedules)"
+long="steps 1-1,500 are the book run's (see stabilized_book); resumed at step 1,500 under a 12,000-step schedule, shortened to 8,000 steps at step 2,500 and to 6,000 at step 3,000 (exact each time: every step so far is at the constant learning rate under both schedules)"
 publish "$runs/long/stabilized" stabilized --profile long --samples 4 --note "$long"
 python scripts/checkpoint_rates.py "$runs/long/stabilized" --out pretrained/stabilized/rates.json
 publish "$runs/book/stabilized" stabilized_book --d-b --note "$short"
