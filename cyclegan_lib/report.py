@@ -1,8 +1,6 @@
-"""What the numbers say: tables, summaries and verdicts computed from a run's numbers.
+"""What the numbers say: tables, summaries and verdicts computed from runs and metrics.
 
-The chapters' prose is written by hand; the numbers in it come from here and are inserted
-with MyST ``glue`` (:func:`cyclegan_lib.page.glue`), so a sentence stays true when the runs
-change.  Plain functions of numbers, run folders or metrics dicts; no display.
+The chapters glue these numbers into their prose (:func:`cyclegan_lib.page.glue`); no display.
 """
 from __future__ import annotations
 
@@ -83,9 +81,8 @@ CHANCE_D_LOSS = {"lsgan": 0.25, "nll": math.log(2.0)}
 def loss_summary(run_dir: str | Path, tail: float = 0.25) -> dict[str, Any]:
     """Mean losses over the last ``tail`` of training, and how confident D ended up.
 
-    ``D / chance`` is D's loss over its value when it outputs 1/2 for everything (0.25 for
-    LSGAN, ln 2 for NLL), comparable across the two losses; ``g_spread`` is the
-    coefficient of variation of the generators' adversarial loss.
+    ``D / chance``: D's loss over its value at output 1/2 (0.25 LSGAN, ln 2 NLL), comparable
+    across losses; ``g_spread``: coefficient of variation of the generators' adversarial loss.
     """
     hist = read_history(run_dir)
     info = run_info(run_dir)
@@ -124,7 +121,8 @@ def timing_table(runs: Mapping[int, str | Path]) -> list[dict[str, Any]]:
     infos = {n: run_info(r) for n, r in runs.items()}
     ref = infos[max(infos)]
     return [{"blocks": n, "G params": i.get("params_G"), "steps": i.get("step"),
-             "device": i.get("device"), "precision": i.get("precision"), "train min": round(i.get("train_seconds", 0) / 60, 1),
+             "device": i.get("device"), "precision": i.get("precision"),
+             "train min": round(i.get("train_seconds", 0) / 60, 1),
              "s / step": i.get("seconds_per_step"),
              "time vs largest": i["seconds_per_step"] / ref["seconds_per_step"]
              if i.get("seconds_per_step") and ref.get("seconds_per_step") else None,
@@ -191,19 +189,17 @@ def face_detector_rates(outputs: Mapping[str, Sequence[Any]]) -> dict[str, float
 
 # -- verdicts ------------------------------------------------------------------------------
 
-#: Smallest differences worth a word.  A detector rate on 100 test images has a standard
-#: error of at most 0.05; the difference of two such rates has one of at most
-#: sqrt(2) x 0.05 = 0.07, so 0.1 is about 1.4 standard errors of a difference.  KID x100
-#: from 100 images moves by about a point between resamplings, so differences under 1 are
-#: not read.
+#: Smallest differences worth a word: 0.1 is about 1.4 standard errors of the difference of
+#: two detector rates on 100 images; KID x100 from 100 images moves about 1 between resamplings.
 RATE_TOLERANCE = 0.1
 KID_TOLERANCE = 1.0
 
 
 def compare(a: float | None, b: float | None, higher_is_better: bool, tolerance: float
             ) -> str:
-    """``"better"``, ``"worse"`` or ``"about the same"`` for ``a`` against ``b`` (differences
-    up to ``tolerance`` count as the same; a missing number gives ``"not measured"``)."""
+    """``"better"``, ``"worse"`` or ``"about the same"`` (within ``tolerance``) for ``a`` against
+    ``b``; ``"not measured"`` when either is missing.
+    """
     if a is None or b is None or (isinstance(a, float) and math.isnan(a)) or \
             (isinstance(b, float) and math.isnan(b)):
         return "not measured"
@@ -229,10 +225,10 @@ def paper_claims(metrics: Mapping[str, Mapping[str, Any]],
                  losses: Mapping[str, Mapping[str, Any]],
                  params64: Sequence[Mapping[str, Any]],
                  diversity_ratios: Mapping[str, float] | None = None) -> list[dict[str, str]]:
-    """The paper's claims, one row each, with what this reproduction measured.
+    """The paper's claims, one row each, with what this reproduction measured (keyed by preset).
 
-    Inputs are keyed by preset.  Verdicts follow fixed rules (:func:`quality_comparison`,
-    D balance 0.5-1.2 x chance, collapse below 0.2 x the inputs' diversity), never prose.
+    Verdicts follow fixed rules (:func:`quality_comparison`, D balance 0.5-1.2 x chance,
+    collapse below 0.2 x the inputs' diversity), never prose.
     """
     reproduced = {"worse": "reproduced", "better": "not reproduced",
                   "about the same": "not reproduced (no clear difference)"}
