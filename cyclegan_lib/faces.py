@@ -1,7 +1,5 @@
-"""Face detection and square crops with OpenCV's cascades: OpenCV's bundled human-face
-cascades and nagadomi's anime-face cascade (:func:`~.paths.anime_cascade`).  Crude but
-download-free: enough to centre a face for translation and to score which domain an
-image looks like (:func:`detection_rate`).
+"""Face detection and square crops with OpenCV's human-face cascades and nagadomi's
+anime-face cascade: crude but download-free, enough to centre a face and to score domains.
 """
 from __future__ import annotations
 
@@ -20,17 +18,14 @@ __all__ = ["Box", "human_cascade_path", "profile_cascade_path",
            "center_square", "detection_rate", "detection_hits", "DETECT_SIZE", "DETECT_MIN_SIZE",
            "FACE_MARGIN", "FACE_CENTER_Y"]
 
-# The settings of the calibration in ../shared/models/README.md (256 px, grey + histogram
-# equalisation).  Smaller images are upsampled to DETECT_SIZE first, which keeps the rates
-# comparable across image sizes (README, "Detector calibration").
+# The calibrated settings (README, "Detector calibration"): smaller images are upsampled to
+# DETECT_SIZE first, so rates stay comparable across image sizes.
 DETECT_SIZE = 256
 DETECT_MIN_SIZE = 48
 SCALE_FACTOR = 1.1
 MIN_NEIGHBORS = 5
 
-# How selfie2anime frames a face (box side and centre height as fractions of the image,
-# README "Detector calibration"): crops of user photos copy it, so the generator sees
-# what it was trained on.
+# How selfie2anime frames a face (README, "Detector calibration"); crops of photos copy it.
 FACE_MARGIN = 1 / 0.73 - 1
 FACE_CENTER_Y = 0.45
 
@@ -180,10 +175,8 @@ def _as_images(images: torch.Tensor | Sequence[Image.Image]) -> Iterable[Image.I
 
 def detection_hits(images: torch.Tensor | Sequence[Image.Image], cascade_path: str | Path,
                    detect_size: int = DETECT_SIZE, min_size: int = DETECT_MIN_SIZE) -> list[bool]:
-    """Per image, whether a cascade finds at least one face (see :func:`detection_rate`).
-
-    Kept per image so that two rates on the same test images can be compared
-    with a paired bootstrap.
+    """Per image, whether a cascade finds at least one face (kept per image for paired
+    bootstraps); see :func:`detection_rate`.
     """
     path = str(cascade_path)
     _cascade(path)  # fail on a bad cascade before any work
