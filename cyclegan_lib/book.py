@@ -37,7 +37,7 @@ __all__ = [
     "ensure_run", "ensure_runs", "profile_config", "markdown_to_html", "show_markdown",
     "scan_overview", "folder_overview", "diversity_ratio",
     "inception_weights", "run_metrics", "show_metrics", "face_photos", "consistency_pairs",
-    "read_manifest", "photo_labels", "credits_table", "ANIME_CASCADE_URL",
+    "read_manifest", "photo_labels", "ANIME_CASCADE_URL",
     "SELFIE2ANIME_HELP", "SMOKE_EVAL_IMAGES",
 ]
 
@@ -317,15 +317,3 @@ def photo_labels(ctx: ChapterContext, photos: Sequence[Path]) -> list[str]:
         synthetic = "synthetic" in " ".join(row.values()).lower()
         labels.append(p.stem + ("\n(SYNTHETIC: darkened)" if synthetic else ""))
     return labels
-
-
-def credits_table(ctx: ChapterContext, categories: Sequence[str]) -> list[dict[str, str]]:
-    """Credit lines for the photos a chapter shows: file, source, licence, notes."""
-    rows = []
-    for row in read_manifest(ctx):
-        if row.get("category") in categories:
-            rows.append({"file": row["file"],
-                         "source": f"{row.get('source_repo', '')}: {row.get('source_path', '')}",
-                         "licence": row.get("license", ""), "notes": row.get("notes", "")})
-    return rows
-

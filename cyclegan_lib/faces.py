@@ -14,7 +14,7 @@ import torch
 from PIL import Image
 
 __all__ = ["Box", "human_cascade_path", "profile_cascade_path",
-           "detect_faces", "find_face", "largest_face", "square_crop_box", "crop_face",
+           "detect_faces", "find_face", "square_crop_box", "crop_face",
            "center_square", "detection_rate", "detection_hits", "DETECT_SIZE", "DETECT_MIN_SIZE",
            "FACE_MARGIN", "FACE_CENTER_Y"]
 
@@ -127,12 +127,6 @@ def find_face(image: Image.Image) -> Box | None:
             return Box(int(round(cx - b[2] / 2)), int(round(cy - b[3] / 2)), b[2], b[3],
                        how=f"frontal-rotated{angle:+.0f}")
     return None
-
-
-def largest_face(image: Image.Image, cascade_path: str | Path | None = None) -> Box | None:
-    """The largest face one cascade finds (default: frontal human), or None."""
-    boxes = detect_faces(image, cascade_path)
-    return boxes[0] if boxes else None
 
 
 def square_crop_box(box: Box, width: int, height: int, margin: float = FACE_MARGIN,

@@ -11,7 +11,7 @@ import importlib
 import inspect
 import textwrap
 from pathlib import Path
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any, Callable, Mapping
 
 from IPython import get_ipython
 from IPython.display import display
@@ -19,7 +19,7 @@ from pygments import highlight
 from pygments.formatters import HtmlFormatter
 from pygments.lexers import PythonLexer
 
-__all__ = ["resolve", "source_of", "grep_source", "source_html", "show_source", "show_sources_side_by_side",
+__all__ = ["resolve", "source_of", "grep_source", "source_html", "show_source",
            "glue", "note", "display_html", "missing_metrics_note"]
 
 _PACKAGE_ROOT = Path(__file__).resolve().parent
@@ -128,18 +128,6 @@ def show_source(*objs: Any, lines: slice | None = None, grep: str | None = None)
             code = grep_source(obj, grep)
         plain.append(f"# {_caption(obj, file, first, last)}\n{code}")
     display_html("".join(blocks), "\n".join(plain))
-
-
-def show_sources_side_by_side(left: Any, right: Any, titles: Sequence[str] = ("", "")) -> None:
-    """Two library objects' sources next to each other (e.g. the naive and official block)."""
-    cells = []
-    for obj, title in zip((left, right), titles):
-        head = f"<b>{html.escape(title)}</b>" if title else ""
-        cells.append(f'<td style="vertical-align:top;width:50%;border:none">{head}'
-                     f"{source_html(obj)}</td>")
-    markup = f'<table style="width:100%;border:none"><tr>{"".join(cells)}</tr></table>'
-    plain = "\n".join(f"# {t}\n{source_of(o)[0]}" for o, t in zip((left, right), titles))
-    display_html(markup, plain)
 
 
 def glue(name: str, value: Any, fmt: str | Callable[[Any], str] | None = None) -> Any:
