@@ -13,9 +13,8 @@ import numpy as np
 import torch
 from PIL import Image
 
-__all__ = ["Box", "human_cascade_path", "profile_cascade_path",
-           "detect_faces", "find_face", "square_crop_box", "crop_face",
-           "center_square", "detection_rate", "detection_hits", "DETECT_SIZE", "DETECT_MIN_SIZE",
+__all__ = ["Box", "human_cascade_path", "profile_cascade_path", "find_face", "square_crop_box",
+           "crop_face", "center_square", "detection_rate", "detection_hits", "DETECT_SIZE", "DETECT_MIN_SIZE",
            "FACE_MARGIN", "FACE_CENTER_Y"]
 
 # The calibrated settings (README, "Detector calibration"): smaller images are upsampled to
@@ -77,23 +76,10 @@ def _grey(image: Image.Image | np.ndarray) -> np.ndarray:
     return cv2.equalizeHist(np.ascontiguousarray(arr))
 
 
-def _detect(grey: np.ndarray, cascade_path: str, min_size: int,
-            scale_factor: float = SCALE_FACTOR, min_neighbors: int = MIN_NEIGHBORS
-            ) -> list[tuple[int, int, int, int]]:
+def _detect(grey: np.ndarray, cascade_path: str, min_size: int) -> list[tuple[int, int, int, int]]:
     found = _cascade(cascade_path).detectMultiScale(
-        grey, scaleFactor=scale_factor, minNeighbors=min_neighbors, minSize=(min_size, min_size))
+        grey, scaleFactor=SCALE_FACTOR, minNeighbors=MIN_NEIGHBORS, minSize=(min_size, min_size))
     return [tuple(int(v) for v in b) for b in found]
-
-
-def detect_faces(image: Image.Image, cascade_path: str | Path | None = None,
-                 min_size: int | None = None, scale_factor: float = SCALE_FACTOR,
-                 min_neighbors: int = MIN_NEIGHBORS) -> list[Box]:
-    """Faces found by one cascade (default: OpenCV's frontal human face), largest first."""
-    path = str(cascade_path or human_cascade_path())
-    if min_size is None:
-        min_size = max(24, min(image.size) // 5)
-    boxes = [Box(*b) for b in _detect(_grey(image), path, min_size, scale_factor, min_neighbors)]
-    return sorted(boxes, key=lambda b: b.area, reverse=True)
 
 
 def _largest(boxes: list[tuple[int, int, int, int]]) -> tuple[int, int, int, int] | None:

@@ -10,8 +10,6 @@ __all__ = ["bootstrap_ci", "resample_ci", "paired_difference", "unpaired_differe
            "format_effect"]
 
 
-# -- statistics -----------------------------------------------------------------------------
-
 def _quantiles(boots: Sequence[float], level: float) -> tuple[float, float]:
     lo, hi = np.nanquantile(np.asarray(boots, dtype=float), [(1 - level) / 2,
                                                               1 - (1 - level) / 2])
