@@ -168,11 +168,10 @@ def sample_grid_from_run(run_dir: str | Path, step: int | None = None, title: st
     cells = sample_cells(run_dir, step)
     _, used = load_sample_grid(run_dir, step)
     rows, cols = cells.shape[:2]
-    fig = show_grid(cells.reshape(-1, *cells.shape[2:]), nrow=cols,
-                    row_titles=list(SAMPLE_ROWS[:rows]), size=cells.shape[-1],
-                    title=title or f"{Path(run_dir).name}: samples at step {used}",
-                    cell_inches=cell_inches)
-    return fig
+    return show_grid(cells.reshape(-1, *cells.shape[2:]), nrow=cols,
+                     row_titles=list(SAMPLE_ROWS[:rows]), size=cells.shape[-1],
+                     title=title or f"{Path(run_dir).name}: samples at step {used}",
+                     cell_inches=cell_inches)
 
 
 def sample_timeline(run_dir: str | Path, row: int = 1, max_steps: int = 6,
