@@ -1,20 +1,8 @@
 """The single-factor stabilisation ablation: which of the paper's fixes carries the training?
 
-:data:`cyclegan_lib.config.ABLATIONS` names ten runs: the naive model, the naive model with
-one fix added (tanh output, LSGAN, history buffer, PatchGAN map), the stabilised model and
-the stabilised model with one fix taken away.  ``scripts/run_ablation.sh`` trains them all
-at one budget (the ``ablation`` profile) into ``$CYCLEGAN_RUNS/ablation/<name>``;
-:func:`ablation_summary` measures each: output diversity against input diversity
-(collapse), the discriminators' loss relative to chance over the last 100 steps (balance,
-:func:`cyclegan_lib.report.loss_summary`) and the anime-detector rate on G_AB(testA),
-each with a bootstrap interval over the test images, and the paired difference of the
-rate from the variant's baseline.
-
-Command line (used by the script)::
-
-    python -m cyclegan_lib.ablation args --profile ablation [NAME...]
-
-prints one line per variant: ``NAME --preset P --set KEY=VALUE ...``.
+:data:`cyclegan_lib.config.ABLATIONS` names ten runs (naive and stabilised, each with one fix
+added or removed); ``scripts/run_ablation.sh`` trains them with the arguments that
+``python -m cyclegan_lib.ablation args`` prints, and :func:`ablation_summary` measures them.
 """
 from __future__ import annotations
 
@@ -32,7 +20,7 @@ from .claims import measure_test_set
 from .config import ABLATIONS, PATCH_SHARES, ConfigError, TrainConfig, make_config
 from .paths import anime_cascade as anime_cascade_path
 from .report import loss_summary, run_info
-from .stats import bootstrap_ci, format_effect, paired_difference, verdict
+from .stats import bootstrap_ci, format_effect, paired_difference, resample_ci, verdict
 from .tables import markdown_table
 
 __all__ = ["ablation_config", "ablation_args", "ablation_baseline", "ablation_summary",
@@ -85,13 +73,11 @@ def ablation_baseline(name: str, variants: Variants = ABLATIONS) -> str:
 
 def pairwise_l1(images: torch.Tensor) -> np.ndarray:
     """``[N, N]`` mean absolute differences between images (the terms of report.diversity)."""
-
     x = images.detach().float().flatten(1)
     return torch.cdist(x, x, p=1).div(x.shape[1]).numpy()
 
 
 def _offdiag_mean(d: np.ndarray, idx: np.ndarray) -> float:
-
     sub = d[np.ix_(idx, idx)]
     mask = idx[:, None] != idx[None, :]
     return float(sub[mask].mean()) if mask.any() else float("nan")
@@ -99,20 +85,13 @@ def _offdiag_mean(d: np.ndarray, idx: np.ndarray) -> float:
 
 def diversity_ratio_ci(inputs: torch.Tensor, outputs: torch.Tensor, n: int = 2000,
                        seed: int = 0, level: float = 0.95) -> tuple[float, float, float]:
-    """Output diversity / input diversity (:func:`cyclegan_lib.report.diversity`), with a
-    bootstrap interval over images (pairs of the same image drawn twice are left out)."""
-
+    """Output / input diversity (:func:`.report.diversity`), bootstrap interval over images."""
     d_in, d_out = pairwise_l1(inputs), pairwise_l1(outputs)
-    m = len(d_in)
-    full = np.arange(m)
-    est = _offdiag_mean(d_out, full) / _offdiag_mean(d_in, full)
-    rng = np.random.default_rng(seed)
-    boots = []
-    for _ in range(n):
-        idx = rng.integers(0, m, m)
-        boots.append(_offdiag_mean(d_out, idx) / _offdiag_mean(d_in, idx))
-    lo, hi = np.nanquantile(boots, [(1 - level) / 2, 1 - (1 - level) / 2])
-    return float(est), float(lo), float(hi)
+
+    def ratio(idx: np.ndarray) -> float:
+        return _offdiag_mean(d_out, idx) / _offdiag_mean(d_in, idx)
+
+    return (ratio(np.arange(len(d_in))), *resample_ci(ratio, len(d_in), n, seed, level))
 
 
 def ablation_summary(runs_dir: str | Path, data_dir: str | Path,
@@ -120,20 +99,12 @@ def ablation_summary(runs_dir: str | Path, data_dir: str | Path,
                      device: str = "cpu", anime_cascade: str | Path | None = None,
                      n_boot: int = 2000, seed: int = 0,
                      variants: Variants = ABLATIONS) -> list[dict[str, Any]]:
-    """One row per trained variant in ``runs_dir`` (e.g. ``$CYCLEGAN_RUNS/ablation``).
+    """One row per trained variant of ``variants`` in ``runs_dir`` (untrained ones are skipped).
 
-    Columns: ``variant``, ``baseline``, ``changed`` (the overrides), ``steps``;
-    ``diversity`` (outputs' / inputs' mean pairwise L1 on G_AB(testA); below 0.2 is
-    read as collapse) with ``diversity low/high``; ``D / chance`` (mean discriminator
-    loss over the last :data:`ABLATION_TAIL_STEPS` steps relative to its value at
-    chance, 0.25 for LSGAN and ln 2 for NLL, as in :func:`cyclegan_lib.report.loss_summary`);
-    ``anime rate`` on G_AB(testA) with ``anime low/high``; and ``vs baseline``
-    (paired difference of the rate from the baseline over the same test images) with
-    ``vs low/high`` and ``call`` (:func:`cyclegan_lib.claims.verdict`).  Variants
-    without a finished checkpoint are skipped.
+    Collapse (output / input diversity), balance (``D / chance`` over the last
+    :data:`ABLATION_TAIL_STEPS` steps) and the anime-detector rate on G_AB(testA), each with an
+    interval, and the rate's paired difference from the variant's baseline (``vs baseline``).
     """
-
-
     runs_dir = Path(runs_dir)
     cascade = anime_cascade_path(anime_cascade)
     names = [n for n in (names or variants)

@@ -1,15 +1,11 @@
 """Chapter plumbing: set-up, runs, data scans, metrics, photos and showing Markdown.
 
-Every chapter (``notebooks/NN_*.md``) starts with ``ctx = chapter_setup(profile=...,
-data_dir=..., runs_dir=..., seed=..., device=...)`` (the notebook's parameters cell) and
-``ensure_runs(ctx, presets)``, so the notebooks hold prose, a few calls and figures; the logic
-lives here, in :mod:`.report`, :mod:`.page` (library source on the page, glued numbers),
-:mod:`.mechanics` (the teaching figures), :mod:`.viz` and :mod:`.widgets`, where it is tested.
+Each chapter calls :func:`chapter_setup` and :func:`ensure_runs`, so the notebooks hold prose
+and a few calls while the logic lives in the library, where it is tested.
 """
 from __future__ import annotations
 
 import contextlib
-import csv
 import io
 import sys
 from collections import Counter
@@ -31,6 +27,7 @@ from .cyclegan import resolve_device
 from .data import IMAGE_EXTENSIONS, load_domain
 from .errors import ConfigError, DataError
 from .evaluate import load_or_evaluate, metrics_table, resolve_inception_weights
+from .photos import manifest_rows
 from .report import diversity
 from .trainer import ensure_run as train_or_find_run
 from .viz import generate, test_images
@@ -40,11 +37,9 @@ __all__ = [
     "ensure_run", "ensure_runs", "profile_config", "markdown_to_html", "show_markdown",
     "scan_overview", "folder_overview", "diversity_ratio",
     "inception_weights", "run_metrics", "show_metrics", "face_photos", "consistency_pairs",
-    "read_manifest", "photo_labels", "credits_table", "ANIME_CASCADE_URL",
+    "read_manifest", "photo_labels", "ANIME_CASCADE_URL",
     "SELFIE2ANIME_HELP", "SMOKE_EVAL_IMAGES",
 ]
-
-
 
 
 # -- set-up --------------------------------------------------------------------------------
@@ -65,11 +60,9 @@ class ChapterContext:
     on_colab: bool = False
 
     def describe(self) -> str:
-        """The one line every chapter prints, so a reader sees what the figures come from.
+        """The one line every chapter prints: what the figures come from.
 
-        Folders are shown relative to the repository, or by their last part when
-        they lie outside it: the line is printed on public pages, and a path of the
-        machine that built them has no place there.
+        Folders are shown relative to the repository (or by name): no machine path on a public page.
         """
         try:
             cfg = make_config("stabilized", self.profile)
@@ -98,8 +91,8 @@ def chapter_setup(profile: str = "cpu", data_dir: str | Path | None = None,
                   quiet: bool = False) -> ChapterContext:
     """Resolve a chapter's parameters against the environment (:mod:`.paths`), seed, print one line.
 
-    ``CYCLEGAN_PROFILE`` *forces* the profile (CI runs every chapter at ``smoke``); for
-    paths a parameter wins, then the environment, then the folders next to the repository.
+    ``CYCLEGAN_PROFILE`` forces the profile (CI runs every chapter at ``smoke``); for paths a
+    parameter wins, then the environment, then the folders next to the repository.
     """
     profile = resolve_profile(paths.forced_profile() or profile)
     if profile not in PROFILES:
@@ -140,13 +133,9 @@ def _figure_style() -> None:
 
 def colab_setup(data_url: str | None = None, target: str | Path = "/content",
                 drive: bool = True, profile: str | None = "auto") -> Path | None:
-    """On Colab: runs on Google Drive, selfie2anime fetched, the GPU's profile chosen.
+    """On Colab, :func:`cyclegan_lib.colab.setup` (Drive, data, GPU profile); elsewhere a no-op.
 
-    A no-op returning ``None`` outside Colab.  The chapters' first code cell installs
-    the library and calls this; :func:`cyclegan_lib.colab.setup` does the work (Drive
-    mount unless ``drive=False`` or declined, data from ``CYCLEGAN_DATA``, ``data_url``
-    / ``CYCLEGAN_DATA_URL`` or Kaggle via kagglehub, ``CYCLEGAN_PROFILE`` on a GPU).
-    Returns the data folder it set in ``CYCLEGAN_DATA`` (None if it found none).
+    Returns the data folder it set in ``CYCLEGAN_DATA`` (None if none, or outside Colab).
     """
     if not on_colab():
         return None
@@ -156,11 +145,10 @@ def colab_setup(data_url: str | None = None, target: str | Path = "/content",
 # -- runs ----------------------------------------------------------------------------------
 
 def ensure_run(ctx: ChapterContext, preset: str) -> Path:
-    """The run of ``preset`` at the chapter's profile: the published ``pretrained/<preset>``
-    when it matches the profile, a complete run as it is, else trained or resumed here."""
+    """The run of ``preset`` at the chapter's profile: published, complete, or trained here."""
     return train_or_find_run(preset, ctx.profile, ctx.data_dir, ctx.runs_dir, seed=ctx.seed,
-                       device=ctx.device, progress=False,
-                       pretrained_dir=ctx.repo_root / "pretrained")
+                             device=ctx.device, progress=False,
+                             pretrained_dir=ctx.repo_root / "pretrained")
 
 
 def ensure_runs(ctx: ChapterContext, presets: Sequence[str]) -> dict[str, Path]:
@@ -187,8 +175,7 @@ def markdown_to_html(text: str) -> str | None:
 
 
 def show_markdown(text: str) -> None:
-    """Display Markdown in a notebook (print it elsewhere), with an HTML copy: the book's
-    HTML builder prefers HTML, and its CommonMark has no tables."""
+    """Display Markdown with an HTML copy (the book's HTML builder has no tables), or print it."""
     if get_ipython() is None:
         print(text)
         return
@@ -247,7 +234,6 @@ def folder_overview(folder: str | Path) -> dict[str, Any]:
     }
 
 
-
 # -- metrics (cyclegan_lib.evaluate) -------------------------------------------------------
 
 #: At the smoke profile only this many test images per domain are evaluated: the smoke
@@ -288,11 +274,10 @@ def run_metrics(ctx: ChapterContext, runs: Mapping[str, str | Path]) -> dict[str
 
 def show_metrics(ctx: ChapterContext, runs: Mapping[str, str | Path],
                  columns: Sequence[str] | None = None) -> dict[str, dict[str, Any]]:
-    """Compute (or load) the runs' metrics and display them as one table; returns them.
+    """Compute (or load) the runs' metrics, display them as one table, and return them.
 
-    A metric that could not be computed (KID/FID without the Inception weights) is
-    left out of the table silently: the chapters say so once, in a note
-    (:func:`cyclegan_lib.page.missing_metrics_note`).
+    Uncomputable metrics (KID/FID without Inception weights) are left out silently; the
+    chapters say so once (:func:`cyclegan_lib.page.missing_metrics_note`).
     """
     metrics = run_metrics(ctx, runs)
     show_markdown(metrics_table(list(metrics.values()), names=list(metrics), columns=columns,
@@ -320,11 +305,7 @@ def consistency_pairs(ctx: ChapterContext) -> list[tuple[Path, Path]]:
 
 def read_manifest(ctx: ChapterContext) -> list[dict[str, str]]:
     """``MANIFEST.csv`` of the faces folder: file, category, source, licence, notes."""
-    path = ctx.faces_dir / "MANIFEST.csv"
-    if not path.is_file():
-        return []
-    with open(path, newline="") as f:
-        return list(csv.DictReader(f))
+    return manifest_rows(ctx.faces_dir)
 
 
 def photo_labels(ctx: ChapterContext, photos: Sequence[Path]) -> list[str]:
@@ -336,15 +317,3 @@ def photo_labels(ctx: ChapterContext, photos: Sequence[Path]) -> list[str]:
         synthetic = "synthetic" in " ".join(row.values()).lower()
         labels.append(p.stem + ("\n(SYNTHETIC: darkened)" if synthetic else ""))
     return labels
-
-
-def credits_table(ctx: ChapterContext, categories: Sequence[str]) -> list[dict[str, str]]:
-    """Credit lines for the photos a chapter shows: file, source, licence, notes."""
-    rows = []
-    for row in read_manifest(ctx):
-        if row.get("category") in categories:
-            rows.append({"file": row["file"],
-                         "source": f"{row.get('source_repo', '')}: {row.get('source_path', '')}",
-                         "licence": row.get("license", ""), "notes": row.get("notes", "")})
-    return rows
-

@@ -1,8 +1,5 @@
-"""The image history buffer (Shrivastava et al. 2017), as used by CycleGAN.
-
-The discriminator is updated with a mix of the newest fakes and fakes the
-generator produced earlier, so it cannot chase only the generator's latest
-mode and the two networks oscillate less.
+"""The image history buffer (Shrivastava et al. 2017), as used by CycleGAN: D also sees
+older fakes, so it cannot chase only the generator's latest mode.
 """
 from __future__ import annotations
 
@@ -16,16 +13,9 @@ __all__ = ["ImageHistoryBuffer"]
 class ImageHistoryBuffer:
     """Keeps up to ``size`` generated images; :meth:`query` returns a batch for D.
 
-    Until the buffer is full every image is stored and returned as is.  After
-    that each image is, with probability 1/2, swapped with a random stored
-    one (the stored one is returned, the new one takes its place), and
-    otherwise returned unchanged.  ``size=0`` disables the buffer.
-
-    The buffer draws from its own ``random.Random`` so its state can be saved
-    and restored exactly (:meth:`state_dict`).  In distributed training each
-    rank keeps its own buffer, as the official code does.
+    Once full, each image is swapped with a random stored one with probability 1/2 (``size=0``
+    disables it).  Its own ``random.Random`` makes its state exactly restorable.
     """
-
     def __init__(self, size: int = 50, seed: int = 0) -> None:
         if size < 0:
             raise ValueError("buffer size must be >= 0")

@@ -17,7 +17,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 from types import SimpleNamespace
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any, Mapping, Sequence
 
 import cv2
 import numpy as np
@@ -30,7 +30,7 @@ from .claims_images import *  # noqa: F401,F403 - re-exported measurements
 from .claims_images import (IMAGE_MEASURES, as_images, change_correlation, consistency,
                              dark_share, detector_hits, dose_response, skin_lightness_change)
 from .evaluate import translate_batch
-from .faces import detect_faces
+from .faces import detect_boxes
 from .runs import load_generator, run_info
 from .stats import (bootstrap_ci, format_effect, paired_difference,  # noqa: F401 (re-exported)
                     unpaired_difference, verdict)
@@ -207,7 +207,7 @@ def eye_size(images: torch.Tensor) -> np.ndarray:
     sizes = []
     for x in as_images(images):
         image = to_pil_image((x.clamp(-1, 1) + 1) / 2).resize((256, 256), Image.BICUBIC)
-        boxes = detect_faces(image, cascade, min_size=16)
+        boxes = detect_boxes(image, cascade, min_size=16)
         sizes.append(max(b.w for b in boxes) / 256 if boxes else np.nan)
     return np.array(sizes)
 

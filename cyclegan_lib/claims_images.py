@@ -1,9 +1,7 @@
 """Image measurements behind the paper's qualitative claims (see :mod:`cyclegan_lib.claims`).
 
-Every function takes images as a ``[N, 3, H, W]`` tensor in [-1, 1] or a list of PIL
-images (or such tensors) and returns per-image numbers (numpy arrays), so that the
-caller can put a bootstrap interval on them.  Colour is handled as sRGB: exposure
-changes happen in linear light and lightness is CIE L*.
+Images come as ``[N, 3, H, W]`` tensors in [-1, 1] or lists of PIL images; results are per-image
+numpy arrays, ready for a bootstrap interval.  Exposure changes act in linear light.
 """
 from __future__ import annotations
 
@@ -40,8 +38,9 @@ COMMON_SIZE = 64
 
 
 def as_images(images: Any, size: int | None = None) -> torch.Tensor:
-    """A ``[N, 3, S, S]`` float tensor in [-1, 1] from a tensor or a list of PIL images/tensors;
-    resized (bilinear, antialiased) to ``size`` when given."""
+    """A ``[N, 3, S, S]`` float tensor in [-1, 1] from a tensor or a list of PIL images/tensors,
+    resized (bilinear, antialiased) to ``size`` when given.
+    """
     if isinstance(images, torch.Tensor):
         x = images.detach().float().cpu()
         x = x.unsqueeze(0) if x.dim() == 3 else x
@@ -111,8 +110,9 @@ def gaussian_blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
 
 def ssim(x: torch.Tensor, y: torch.Tensor, sigma: float = 1.5, data_range: float = 1.0
          ) -> np.ndarray:
-    """Per-image SSIM (Wang et al. 2004: 11x11 Gaussian window, sigma 1.5, K1 0.01,
-    K2 0.03; mean over the valid region) of ``[N, C, H, W]`` images on [0, data_range]."""
+    """Per-image SSIM (Wang et al. 2004: 11x11 Gaussian window, sigma 1.5, K1 0.01, K2 0.03)
+    of ``[N, C, H, W]`` images on [0, data_range], averaged over the valid region.
+    """
     c1, c2 = (0.01 * data_range) ** 2, (0.03 * data_range) ** 2
     x, y = x.double(), y.double()  # variances are differences of large numbers
     k = _gauss(sigma, radius=5).double()
@@ -126,9 +126,9 @@ def ssim(x: torch.Tensor, y: torch.Tensor, sigma: float = 1.5, data_range: float
 
 def structure_kept(inputs: Any, outputs: Any, size: int = COMMON_SIZE, blur: float = 1.0
                    ) -> np.ndarray:
-    """Per-image SSIM between input and output, both as blurred grey images at ``size``:
-    how much of the input's layout (face shape, hair line, glasses) the output keeps,
-    ignoring colour and fine texture.  1 = same structure, about 0 = unrelated."""
+    """Per-image SSIM of input and output as blurred grey images: how much layout the output
+    keeps, ignoring colour and texture (1 same structure, about 0 unrelated).
+    """
     return ssim(gaussian_blur(grey(inputs, size), blur), gaussian_blur(grey(outputs, size), blur))
 
 
@@ -143,18 +143,16 @@ def dark_share(images: Any, box: tuple[float, float, float, float] = LOWER_FACE,
                threshold: float = DARK_THRESHOLD, size: int = COMMON_SIZE) -> np.ndarray:
     """Per image, the share of pixels in ``box`` darker than ``threshold`` (sRGB luma).
 
-    With the default :data:`LOWER_FACE` this is the dark-pixel mass of mouth and chin:
-    a beard is dark there, a shaven chin is not.  Facial hair is kept when the output's
-    share follows the input's (compare them per photo with ``paired_difference``).
+    With :data:`LOWER_FACE`, the dark mass of mouth and chin: a beard shows, a shaven chin does not.
     """
     return (region(grey(images, size), box) < threshold).flatten(1).double().mean(1).numpy()
 
 
 def turned_dark(reference: Any, outputs: Any, box: tuple[float, float, float, float] = FACE_REGION,
                 threshold: float = DARK_THRESHOLD, size: int = COMMON_SIZE) -> np.ndarray:
-    """Per image, the share of face pixels that are NOT dark in ``reference`` (the photo at
-    its normal exposure) but are dark in ``outputs``: the paper's "shadows turn into hair".
-    Pixels already dark in the reference (eyes, brows, beard) are left out."""
+    """Per image, the share of face pixels lit in ``reference`` but dark in ``outputs``: the
+    paper's "shadows turn into hair" (pixels already dark in the reference are left out).
+    """
     ref = region(grey(reference, size), box) >= threshold
     out = region(grey(outputs, size), box) < threshold
     lit = ref.flatten(1).double().sum(1)
@@ -162,10 +160,9 @@ def turned_dark(reference: Any, outputs: Any, box: tuple[float, float, float, fl
 
 
 def exposure(images: Any, ev: float) -> Any:
-    """The images with exposure changed by ``ev`` stops: linear light x 2**ev, clipped.
+    """The images with exposure changed by ``ev`` stops (linear light x 2**ev, clipped).
 
-    A tensor in [-1, 1] gives a tensor, PIL images give PIL images (8-bit).  -3 EV is
-    how ``faces/dark`` made its two synthetic photos (without their noise).
+    Tensors give tensors, PIL images give PIL images; -3 EV is how ``faces/dark`` was made.
     """
     def change(u: torch.Tensor) -> torch.Tensor:
         return linear_to_srgb((srgb_to_linear(u) * 2.0 ** ev).clamp(0, 1))
@@ -184,11 +181,9 @@ def exposure(images: Any, ev: float) -> Any:
 def skin_lightness_change(inputs: Any, outputs: Any,
                           box: tuple[float, float, float, float] = SKIN_REGION,
                           size: int = COMMON_SIZE, reduce: str = "median") -> np.ndarray:
-    """Per image, output minus input skin lightness (CIE L*, 0-100) over cheeks and nose.
+    """Per image, output minus input skin lightness (CIE L*) over cheeks and nose.
 
-    The median over the region (``reduce="mean"`` for the mean) so that an anime eye
-    or a strand of hair reaching into the box does not decide the number.  Positive:
-    the output is paler than the person.
+    The region's median by default, so a stray anime eye or hair strand does not decide it.
     """
     def level(images: Any) -> torch.Tensor:
         v = region(lightness(images, size), box).flatten(1)
@@ -199,8 +194,9 @@ def skin_lightness_change(inputs: Any, outputs: Any,
 
 def pair_distances(a: Any, b: Any, distance: str = "ssim", size: int = COMMON_SIZE,
                    blur: float = 1.0) -> np.ndarray:
-    """``[N, M]`` distances between every image of ``a`` and of ``b``, on blurred grey
-    images at ``size``: ``"ssim"`` is 1 - SSIM, ``"l2"`` the root mean square difference."""
+    """``[N, M]`` distances between blurred grey images of ``a`` and ``b``: ``"ssim"`` is
+    1 - SSIM, ``"l2"`` the root mean square difference.
+    """
     ga = gaussian_blur(grey(a, size), blur)
     gb = gaussian_blur(grey(b, size), blur)
     if distance == "l2":
@@ -214,15 +210,10 @@ def pair_distances(a: Any, b: Any, distance: str = "ssim", size: int = COMMON_SI
 
 def consistency(out_a: Any, out_b: Any, distance: str = "ssim", size: int = COMMON_SIZE,
                 blur: float = 1.0, n: int = 2000, seed: int = 0) -> dict[str, float]:
-    """Is the same person translated alike in two photos?  ``out_a[i]``/``out_b[i]`` are the
-    outputs of person i's two photos.
+    """Is one person translated alike in two photos (``out_a[i]``, ``out_b[i]``)?
 
-    ``same``: mean distance between a person's two outputs; ``different``: mean distance
-    between ``out_a[i]`` and ``out_b[j]`` of two different people (the same two
-    conditions); ``ratio`` = same / different with a bootstrap interval over people
-    (``low``, ``high``).  A ratio below 1 whose interval excludes 1 means the model keeps
-    identity; about 1 means a person's outputs are no closer than strangers'.  Run it on
-    the input crops too: the inputs' ratio is the reference.
+    ``ratio``: mean distance of a person's two outputs over that of two different people's,
+    with a bootstrap interval over people (``low``, ``high``); below 1 means identity is kept.
     """
     d = pair_distances(out_a, out_b, distance, size, blur)
     m = len(d)
@@ -244,13 +235,10 @@ def consistency(out_a: Any, out_b: Any, distance: str = "ssim", size: int = COMM
 
 def change_correlation(in_a: Any, in_b: Any, out_a: Any, out_b: Any, size: int = COMMON_SIZE,
                        blur: float = 1.0) -> dict[str, np.ndarray]:
-    """Does the output change where the input changes (smiling vs neutral of one person)?
+    """Does the output change where the input changes (one person, two expressions)?
 
-    Per person, the Pearson correlation between the maps |grey(in_a) - grey(in_b)| and
-    |grey(out_a) - grey(out_b)| (``matched``), and the same with the output maps of
-    another person (``mismatched``: person i's input change against person i+1's output
-    change), the level that chance alignment alone gives.  Compare the two with
-    ``paired_difference``.
+    Per person, the correlation of the input and output change maps (``matched``), and against
+    the next person's output change (``mismatched``, the chance level).
     """
     def change(a: Any, b: Any) -> torch.Tensor:
         return (gaussian_blur(grey(a, size), blur) - gaussian_blur(grey(b, size), blur)
@@ -266,9 +254,10 @@ def change_correlation(in_a: Any, in_b: Any, out_a: Any, out_b: Any, size: int =
 
 
 def detector_hits(images: Any, cascade: str | Path = "anime") -> np.ndarray:
-    """Per image 1.0 if the face detector fires, else 0.0 (:func:`cyclegan_lib.faces.detection_hits`:
-    256 px bicubic, grey + equalisation, scaleFactor 1.1, minNeighbors 5, minSize 48).  ``cascade``: ``"anime"`` (``$CYCLEGAN_ANIME_CASCADE``),
-    ``"human"`` (OpenCV's frontal Haar cascade) or a cascade file."""
+    """Per image 1.0 if the face detector fires, else 0.0 (:func:`.faces.detection_hits`).
+
+    ``cascade``: ``"anime"`` (``$CYCLEGAN_ANIME_CASCADE``), ``"human"`` (OpenCV's) or a file.
+    """
     path = {"anime": None, "human": human_cascade_path()}.get(str(cascade), cascade)
     path = anime_cascade() if path is None else path
     if isinstance(images, torch.Tensor):
@@ -282,10 +271,8 @@ def dose_response(generator: torch.nn.Module, images: Any, evs: Sequence[float] 
                   n: int = 2000, seed: int = 0) -> list[dict[str, Any]]:
     """The dark-faces test as a dose-response: the same photos at each exposure in ``evs``.
 
-    Per exposure: the anime-detector rate on the outputs and the share of face pixels
-    that turn hair-dark (:func:`turned_dark` against the photo at 0 EV), each with a
-    bootstrap interval, and both as paired differences from 0 EV over the same photos.
-    ``images`` are face crops (PIL) or a [-1, 1] tensor; ``size`` defaults to their size.
+    Per exposure, the anime-detector rate and :func:`turned_dark` share with intervals, and
+    both as paired differences from the first exposure.
     """
     x = as_images(images, size)
     rows, base = [], None

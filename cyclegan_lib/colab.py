@@ -1,24 +1,8 @@
 """Google Colab set-up: runs on Google Drive, data in one call, a profile for the GPU.
 
-Every chapter's first code cell, on Colab only, installs the library and calls
-:func:`cyclegan_lib.book.colab_setup`, which calls :func:`setup` here.  It
-
-1. fetches the anime-face detector's cascade (a small XML file) into the cache;
-2. mounts Google Drive (Colab asks the reader once; declining is fine) and points
-   ``CYCLEGAN_RUNS`` at ``MyDrive/cyclegan-anime/runs``.  Checkpoints are written there,
-   atomically, so when Colab disconnects (it ends idle runtimes, and free runtimes after a
-   few hours) the reader reconnects, runs the chapter again, and its half-finished runs
-   resume from their newest checkpoint instead of starting over
-   (:func:`cyclegan_lib.trainer.ensure_run` resumes any run it finds unfinished);
-3. finds selfie2anime: ``CYCLEGAN_DATA`` if set, a copy already unpacked under ``target``,
-   an archive at ``data_url`` (or ``CYCLEGAN_DATA_URL``), else the public Kaggle copy of the
-   U-GAT-IT data through ``kagglehub`` (preinstalled on Colab); when all fail it prints
-   where to get the data;
-4. on a GPU runtime, sets ``CYCLEGAN_PROFILE`` to what ``auto`` means there (``colab``, about
-   an hour per experiment, on a free T4), unless the reader set it.
-
-Everything Colab-specific (``google.colab.drive``, ``kagglehub``, the network) is reached
-through arguments or small functions, so the tests run each path with stand-ins.
+:func:`setup` fetches the anime-face cascade, mounts Drive for the runs (so a disconnected
+reader resumes from the last checkpoint), finds selfie2anime (env, unpacked copy, URL or
+Kaggle) and picks the GPU's profile.  Colab-only pieces come in as arguments, for the tests.
 """
 from __future__ import annotations
 
@@ -68,8 +52,9 @@ class ColabSetup:
 
 
 def dataset_root(folder: Path) -> Path | None:
-    """The folder at or below ``folder`` that holds ``trainA`` and ``trainB`` (archives often
-    wrap the four splits in one or two extra folders), or None."""
+    """The folder at or below ``folder`` holding ``trainA`` and ``trainB`` (archives often wrap
+    them in extra folders), or None.
+    """
     folder = Path(folder)
     if (folder / "trainA").is_dir() and (folder / "trainB").is_dir():
         return folder
@@ -83,8 +68,7 @@ def mount_drive(mountpoint: str | Path = "/content/drive",
                 mount: Callable[[str], None] | None = None) -> Path | None:
     """Mount Google Drive and return ``MyDrive``, or None when the reader declines.
 
-    ``mount`` is ``google.colab.drive.mount`` (a stand-in in the tests).  Colab raises when
-    the reader refuses access or closes the dialog; the runs then stay on the runtime's disk.
+    ``mount`` is ``google.colab.drive.mount`` (a stand-in in the tests).
     """
     mountpoint = Path(mountpoint)
     if mount is None:
@@ -104,7 +88,6 @@ def mount_drive(mountpoint: str | Path = "/content/drive",
 
 def fetch_archive(url: str, target: Path) -> Path | None:
     """Download (any ``urllib`` URL, ``file://`` included) and unpack a zip/tar under ``target``."""
-
     target.mkdir(parents=True, exist_ok=True)
     name = Path(urlparse(url).path).name or "selfie2anime.zip"
     archive = target / name
@@ -122,8 +105,7 @@ def fetch_kaggle(dataset: str = KAGGLE_DATASET,
                  download: Callable[[str], str] | None = None) -> Path | None:
     """``kagglehub.dataset_download(dataset)`` and the selfie2anime folder inside it.
 
-    Public datasets need no Kaggle account.  Returns None when kagglehub is missing or the
-    download fails (no network, the dataset moved); the caller then prints the manual way.
+    None when kagglehub is missing or the download fails; the caller then prints the manual way.
     """
     if download is None:
         try:
@@ -178,10 +160,8 @@ def setup(data_url: str | None = None, target: str | Path = "/content", drive: b
           fetch_cascade: bool = True) -> ColabSetup:
     """Prepare a Colab runtime for the chapters (see the module docstring); returns what it did.
 
-    ``drive=False`` keeps runs on the runtime's disk (lost when it disconnects).
-    ``profile="auto"`` sets ``CYCLEGAN_PROFILE`` on a GPU runtime to the profile ``auto`` picks
-    there (``colab`` on a T4); ``None`` leaves the chapters' own parameter.  ``mount`` and
-    ``kaggle`` replace ``google.colab.drive.mount`` and ``kagglehub.dataset_download`` (tests).
+    ``drive=False`` keeps runs on the runtime's disk; ``profile=None`` leaves the chapters' own;
+    ``mount`` and ``kaggle`` stand in for Colab's Drive and kagglehub (tests).
     """
     result = ColabSetup()
     target = Path(target)

@@ -1,9 +1,7 @@
 """Data: scan two image folders, decode each image once, and serve augmented batches.
 
-:func:`scan_folder` converts what it can to RGB and reports every file it drops;
-:func:`load_domain` keeps the images resized once as ``uint8`` tensors (cached on disk);
-:class:`EpochPlan` draws each epoch's pairs, crops and flips from ``(seed, epoch)`` alone,
-so a resumed run sees the same batches, and :func:`make_batch` applies it on the device.
+:class:`EpochPlan` draws each epoch's pairs, crops and flips from ``(seed, epoch)`` alone, so a
+resumed run sees the same batches; :func:`make_batch` applies it on the device.
 """
 from __future__ import annotations
 

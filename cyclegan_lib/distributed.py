@@ -1,11 +1,7 @@
 """Multi-process training under ``torchrun``: one process per GPU (or CPU process), DDP.
 
-Each rank wraps the four networks in :class:`~torch.nn.parallel.DistributedDataParallel`
-(gradients averaged at every update), trains on its disjoint share of every epoch
-(:meth:`~cyclegan_lib.data.EpochPlan.shard`) with its own history buffers, and rank 0
-alone writes the run directory.  Failures go through torchrun's own
-:func:`~torch.distributed.elastic.multiprocessing.errors.record` with a handler that turns
-them into one line (README, "Scaling out", says what users see).
+Each rank trains on its disjoint share of every epoch with its own history buffers; rank 0
+alone writes the run directory, and failures are reported in one line per rank.
 """
 from __future__ import annotations
 
@@ -51,8 +47,9 @@ class DistEnv:
 
 
 def launcher_env(environ: Mapping[str, str] | None = None) -> DistEnv | None:
-    """The launcher's environment, ``None`` outside ``torchrun``; ``WORLD_SIZE`` without
-    ``RANK``, ``LOCAL_RANK``, ``MASTER_ADDR`` and ``MASTER_PORT`` is a :class:`ConfigError`."""
+    """The launcher's environment, ``None`` outside ``torchrun``; an incomplete multi-process
+    environment is a :class:`ConfigError`.
+    """
     env = os.environ if environ is None else environ
     if not env.get("WORLD_SIZE"):
         return None
@@ -120,8 +117,7 @@ class DistributedTrainer(Trainer):
         return (t / self.world_size).cpu()
 
     def _epoch_plan(self, epoch: int) -> EpochPlan:
-        """This rank's shard; rank 0 logs how many A images more than one rank received
-        (every rank's shard is a function of the seed, so no rank needs to ask another)."""
+        """This rank's shard; rank 0 logs how many A images more than one rank received."""
         if self.is_main:
             whole = self._draw_epoch(epoch)
             parts = [whole.shard(r, self.world_size).index_a.tolist()

@@ -1,9 +1,7 @@
-"""Evaluation: numbers next to the pictures the paper only judged by eye.
+"""Evaluation: KID/FID, face-detector rates, cycle and identity L1 of a run on the test split.
 
-:func:`evaluate_run` translates the test split both ways and measures KID and FID
-(torch-fidelity, KID x100 as in the U-GAT-IT table), how often an anime-face and a
-human-face detector fire on real and translated images, and cycle and identity L1
-errors; :func:`load_or_evaluate` caches that in ``RUN/metrics.json``.
+:func:`evaluate_run` measures both directions; :func:`load_or_evaluate` caches the result in
+``RUN/metrics.json`` under a key of everything it depends on.
 """
 from __future__ import annotations
 
@@ -62,8 +60,7 @@ def translate_batch(generator: torch.nn.Module, images: torch.Tensor, device: st
 
 
 def diversity(images: "Any") -> float:
-    """Mean L1 distance between all pairs of images in a [-1, 1] batch: it falls towards 0
-    when a generator collapses to one output whatever its input."""
+    """Mean L1 distance between all pairs of a [-1, 1] batch: near 0 when a generator collapses."""
     x = images.detach().float().flatten(1)
     n = x.shape[0]
     if n < 2:
@@ -138,8 +135,7 @@ def evaluate_run(run_or_checkpoint: str | Path, data_dir: str | Path, device: st
                  batch_size: int = 16) -> dict[str, Any]:
     """All metrics of one run on the test split, as a JSON-able dict.
 
-    Without Inception weights (offline) it prints one line, leaves ``kid_x100`` and
-    ``fid`` None with the reason in ``kid_skipped``, and goes on.
+    Without Inception weights ``kid_x100`` and ``fid`` stay None, the reason in ``kid_skipped``.
     """
     started = time.perf_counter()
     ckpt, data_dir, weights, kid_reason, cascade, cascade_reason, key = _resolve(
@@ -245,18 +241,13 @@ def load_or_evaluate(run_dir: str | Path, data_dir: str | Path,
                      cache_file: str | Path | None = None, **kwargs: Any) -> dict[str, Any]:
     """:func:`evaluate_run`, cached in ``cache_file`` (default ``RUN/metrics.json``).
 
-    Reused only while its key matches (checkpoint name, size and mtime, data, settings,
-    weights, cascade): a retrained run is evaluated afresh, a re-rendered chapter is not.
+    Reused only while its key (checkpoint name, size and mtime, data, settings) matches.
     """
     run_dir = Path(run_dir)
     cache = Path(cache_file) if cache_file else run_dir / "metrics.json"
-    names = ("max_images", "kid", "anime_cascade", "inception_weights", "feature_extractor",
-             "download")
     defaults = dict(max_images=None, kid=True, anime_cascade=None, inception_weights=None,
                     feature_extractor=INCEPTION, download=True)
-    opts = {n: kwargs.get(n, defaults[n]) for n in names}
-    key = _resolve(run_dir, data_dir, opts["max_images"], opts["kid"], opts["anime_cascade"],
-                   opts["inception_weights"], opts["feature_extractor"], opts["download"])[-1]
+    key = _resolve(run_dir, data_dir, **{n: kwargs.get(n, d) for n, d in defaults.items()})[-1]
     if cache.is_file():
         try:
             cached = json.loads(cache.read_text())
@@ -300,7 +291,6 @@ def metric(m: Mapping[str, Any] | None, name: str) -> float | None:
     value = lookup(m, METRIC_PATHS[name])
     return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) \
         else None
-
 
 
 def _kid(m: dict, direction: str) -> str:
@@ -348,8 +338,7 @@ def metrics_table(metrics: Sequence[dict], names: Sequence[str] | None = None,
                   columns: Sequence[str] | None = None, note: bool = True) -> str:
     """A markdown table of several runs' metrics; ``columns`` picks headers of :data:`COLUMNS`.
 
-    Columns empty for every run (KID without Inception weights) are dropped, with a note why
-    (``note=False``: the page says it once elsewhere).
+    Columns empty for every run are dropped, with a note why unless ``note=False``.
     """
     if not metrics:
         raise ValueError("metrics_table: no metrics given")

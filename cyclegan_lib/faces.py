@@ -1,7 +1,5 @@
-"""Face detection and square crops with OpenCV's cascades: OpenCV's bundled human-face
-cascades and nagadomi's anime-face cascade (:func:`~.paths.anime_cascade`).  Crude but
-download-free: enough to centre a face for translation and to score which domain an
-image looks like (:func:`detection_rate`).
+"""Face detection and square crops with OpenCV's human-face cascades and nagadomi's
+anime-face cascade: crude but download-free, enough to centre a face and to score domains.
 """
 from __future__ import annotations
 
@@ -15,22 +13,18 @@ import numpy as np
 import torch
 from PIL import Image
 
-__all__ = ["Box", "human_cascade_path", "profile_cascade_path",
-           "detect_faces", "find_face", "largest_face", "square_crop_box", "crop_face",
-           "center_square", "detection_rate", "detection_hits", "DETECT_SIZE", "DETECT_MIN_SIZE",
+__all__ = ["Box", "detect_boxes", "human_cascade_path", "profile_cascade_path", "find_face", "square_crop_box",
+           "crop_face", "center_square", "detection_rate", "detection_hits", "DETECT_SIZE", "DETECT_MIN_SIZE",
            "FACE_MARGIN", "FACE_CENTER_Y"]
 
-# The settings of the calibration in ../shared/models/README.md (256 px, grey + histogram
-# equalisation).  Smaller images are upsampled to DETECT_SIZE first, which keeps the rates
-# comparable across image sizes (README, "Detector calibration").
+# The calibrated settings (README, "Detector calibration"): smaller images are upsampled to
+# DETECT_SIZE first, so rates stay comparable across image sizes.
 DETECT_SIZE = 256
 DETECT_MIN_SIZE = 48
 SCALE_FACTOR = 1.1
 MIN_NEIGHBORS = 5
 
-# How selfie2anime frames a face (box side and centre height as fractions of the image,
-# README "Detector calibration"): crops of user photos copy it, so the generator sees
-# what it was trained on.
+# How selfie2anime frames a face (README, "Detector calibration"); crops of photos copy it.
 FACE_MARGIN = 1 / 0.73 - 1
 FACE_CENTER_Y = 0.45
 
@@ -82,23 +76,15 @@ def _grey(image: Image.Image | np.ndarray) -> np.ndarray:
     return cv2.equalizeHist(np.ascontiguousarray(arr))
 
 
-def _detect(grey: np.ndarray, cascade_path: str, min_size: int,
-            scale_factor: float = SCALE_FACTOR, min_neighbors: int = MIN_NEIGHBORS
-            ) -> list[tuple[int, int, int, int]]:
+def _detect(grey: np.ndarray, cascade_path: str, min_size: int) -> list[tuple[int, int, int, int]]:
     found = _cascade(cascade_path).detectMultiScale(
-        grey, scaleFactor=scale_factor, minNeighbors=min_neighbors, minSize=(min_size, min_size))
+        grey, scaleFactor=SCALE_FACTOR, minNeighbors=MIN_NEIGHBORS, minSize=(min_size, min_size))
     return [tuple(int(v) for v in b) for b in found]
 
 
-def detect_faces(image: Image.Image, cascade_path: str | Path | None = None,
-                 min_size: int | None = None, scale_factor: float = SCALE_FACTOR,
-                 min_neighbors: int = MIN_NEIGHBORS) -> list[Box]:
-    """Faces found by one cascade (default: OpenCV's frontal human face), largest first."""
-    path = str(cascade_path or human_cascade_path())
-    if min_size is None:
-        min_size = max(24, min(image.size) // 5)
-    boxes = [Box(*b) for b in _detect(_grey(image), path, min_size, scale_factor, min_neighbors)]
-    return sorted(boxes, key=lambda b: b.area, reverse=True)
+def detect_boxes(image: Image.Image, cascade_path: str | Path, min_size: int) -> list[Box]:
+    """Everything one cascade finds in ``image`` (grey + equalisation, the calibrated settings)."""
+    return [Box(*b) for b in _detect(_grey(image), str(cascade_path), min_size)]
 
 
 def _largest(boxes: list[tuple[int, int, int, int]]) -> tuple[int, int, int, int] | None:
@@ -132,12 +118,6 @@ def find_face(image: Image.Image) -> Box | None:
             return Box(int(round(cx - b[2] / 2)), int(round(cy - b[3] / 2)), b[2], b[3],
                        how=f"frontal-rotated{angle:+.0f}")
     return None
-
-
-def largest_face(image: Image.Image, cascade_path: str | Path | None = None) -> Box | None:
-    """The largest face one cascade finds (default: frontal human), or None."""
-    boxes = detect_faces(image, cascade_path)
-    return boxes[0] if boxes else None
 
 
 def square_crop_box(box: Box, width: int, height: int, margin: float = FACE_MARGIN,
@@ -180,10 +160,8 @@ def _as_images(images: torch.Tensor | Sequence[Image.Image]) -> Iterable[Image.I
 
 def detection_hits(images: torch.Tensor | Sequence[Image.Image], cascade_path: str | Path,
                    detect_size: int = DETECT_SIZE, min_size: int = DETECT_MIN_SIZE) -> list[bool]:
-    """Per image, whether a cascade finds at least one face (see :func:`detection_rate`).
-
-    Kept per image so that two rates on the same test images can be compared
-    with a paired bootstrap.
+    """Per image, whether a cascade finds at least one face (kept per image for paired
+    bootstraps); see :func:`detection_rate`.
     """
     path = str(cascade_path)
     _cascade(path)  # fail on a bad cascade before any work

@@ -1,8 +1,6 @@
 """KID and FID with torch-fidelity's estimators and its TF-compatible Inception network.
 
-The Inception weights come from an argument, ``$CYCLEGAN_INCEPTION_WEIGHTS``, the torch
-hub cache or (when allowed) a hash-checked download, and are checked to hold only tensors
-before torch-fidelity unpickles them.
+The weights file is checked to hold only tensors before torch-fidelity unpickles it.
 """
 from __future__ import annotations
 
@@ -42,8 +40,8 @@ def resolve_inception_weights(path: str | Path | None = None, download: bool = T
                               ) -> tuple[str | None, str | None]:
     """``(weights file, None)``, or ``(None, why not)`` when KID/FID cannot be computed.
 
-    Order: the argument or ``$CYCLEGAN_INCEPTION_WEIGHTS`` (``off`` disables KID/FID; a
-    missing file is an answer), the torch hub cache, then (``download``) the release URL.
+    Order: the argument or ``$CYCLEGAN_INCEPTION_WEIGHTS`` (``off`` disables), the torch hub
+    cache, then (``download``) the release URL.
     """
     value = paths.inception_weights_setting(path)
     if value.lower() == "off":
@@ -119,8 +117,7 @@ def kid_fid(fake: torch.Tensor, real: torch.Tensor, kid_subsets: int = KID_SUBSE
             seed: int = 2020) -> dict[str, float]:
     """KID (x100, mean and std over random subsets) and FID between two feature sets.
 
-    torch-fidelity's estimators; the KID subset is capped at the smaller set.  FID from
-    100 images is biased upwards: compare it between runs here, not with published FIDs.
+    FID from 100 images is biased upwards: compare it between runs, not with published FIDs.
     """
     subset = min(KID_SUBSET_SIZE, len(fake), len(real))
     if subset < 2:

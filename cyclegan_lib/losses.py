@@ -1,10 +1,7 @@
 """Adversarial, cycle-consistency and identity losses.
 
-LSGAN (Mao et al.) replaces the log loss of the original GAN with a squared
-error against the targets 1 (real) and 0 (fake); it gives gradients even to
-samples far on the right side of the decision boundary and is what stabilised
-the paper's training.  NLL is the original GAN loss; it takes the
-discriminator's logits, so the sigmoid is computed inside the loss, stably.
+LSGAN (Mao et al.) is a squared error against 1 (real) and 0 (fake), which still gives
+gradients far from the decision boundary; NLL is the original GAN loss, on logits.
 """
 from __future__ import annotations
 

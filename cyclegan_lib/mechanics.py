@@ -1,21 +1,7 @@
-"""The mechanisms the chapters teach, computed by the library and drawn as figures.
+"""The mechanisms the chapters teach, measured by the library and drawn as figures.
 
-Each function here measures something a student should see rather than be told:
-
-* :func:`generator_gradients`: the push a generator gets from each adversarial loss
-  (NLL and LSGAN, computed with :func:`cyclegan_lib.losses.adversarial_loss` and
-  autograd) as a function of the discriminator's raw output on a fake;
-* :func:`receptive_field_table`: the PatchGAN's receptive field worked out layer by
-  layer from the network's own convolutions (70 pixels for the official one), and
-  :func:`measured_receptive_field`, the same number found with autograd;
-* :func:`load_discriminator` and :func:`plot_patch_scores`: a trained discriminator's
-  map of per-patch scores over real and translated images;
-* :func:`lr_schedule`: the learning rate at every step, from the trainer's own rule;
-* :func:`buffer_ages`: how old the fakes are that :class:`ImageHistoryBuffer` hands
-  the discriminator;
-* :func:`checkerboard_strength` and :func:`plot_checkerboard`: the periodic pattern
-  transposed convolutions leave, seen on a zoomed crop and measured in the spectrum
-  at the upsampling period.
+Generator gradients per adversarial loss, the PatchGAN's receptive field, a discriminator's
+patch scores, the learning-rate schedule, history-buffer ages and checkerboard artefacts.
 """
 from __future__ import annotations
 
@@ -47,22 +33,16 @@ __all__ = [
     "generator_layer_table",
 ]
 
-GAN_LOSSES = ("nll", "lsgan")
-
 
 # -- 1. the generator's gradient under each loss ------------------------------------------
 
 def generator_gradients(scores: torch.Tensor | Sequence[float] | None = None
                         ) -> dict[str, dict[str, np.ndarray]]:
-    """Loss and gradient of the generator's adversarial term at each discriminator output.
+    """Loss and d loss / d score of the generator's adversarial term at each raw D output.
 
-    ``scores`` are the discriminator's raw outputs on a fake (logits for NLL, scores
-    for LSGAN).  The generator's term is ``adversarial_loss(score, True, mode)``,
-    exactly as the trainer computes it; autograd gives d loss / d score for every
-    value.  ``"nll minimax"`` is the original GAN's ``log(1 - D)``, shown for contrast
-    (the library, like the official code, uses the non-saturating form).
+    Computed through :func:`adversarial_loss` as the trainer does; ``"nll minimax"`` is the
+    original ``log(1 - D)``, shown for contrast (the library uses the non-saturating form).
     """
-
     s = torch.linspace(-6, 6, 241) if scores is None else torch.as_tensor(scores).float()
     out: dict[str, dict[str, np.ndarray]] = {}
     for name in ("nll", "nll minimax", "lsgan"):
@@ -84,7 +64,6 @@ def generator_gradients(scores: torch.Tensor | Sequence[float] | None = None
 
 def plot_generator_gradients(curves: Mapping[str, Mapping[str, np.ndarray]] | None = None):
     """Two panels: the generator's loss and the size of its gradient vs D's output on a fake."""
-
     curves = curves or generator_gradients()
     style = {"nll": ("NLL (library: -log sigmoid(s))", "C0", "-"),
              "nll minimax": ("NLL minimax log(1 - sigmoid(s)) (not used)", "C0", ":"),
@@ -112,13 +91,10 @@ def plot_generator_gradients(curves: Mapping[str, Mapping[str, np.ndarray]] | No
 # -- 1b. where a generator's parameters sit ------------------------------------------------
 
 def generator_layer_table(ngf: int = 64, n_blocks: int = 9) -> list[dict[str, Any]]:
-    """The parameters of each layer of a :class:`ResnetGenerator`, counted from the model.
+    """Parameters per layer of a :class:`ResnetGenerator`, counted from the model.
 
-    Layers without parameters (padding, instance norm without affine terms,
-    activations) are left out; the residual blocks, all alike, are one row with
-    their count.  ``resolution`` is the layer's output size relative to the input.
+    Parameter-free layers are left out; the alike residual blocks are one row with a count.
     """
-
     net = ResnetGenerator(ngf=ngf, n_blocks=n_blocks)
     rows: list[dict[str, Any]] = []
     scale = 1.0
@@ -155,12 +131,9 @@ def generator_layer_table(ngf: int = 64, n_blocks: int = 9) -> list[dict[str, An
 # -- 2. the PatchGAN's receptive field ------------------------------------------------------
 
 def receptive_field_table(net: nn.Module) -> list[dict[str, Any]]:
-    """The receptive field of every convolution of ``net``, worked out layer by layer.
+    """The receptive field of every convolution of ``net``, layer by layer.
 
-    For each convolution: ``rf = rf_prev + (kernel - 1) * jump`` and
-    ``jump = jump_prev * stride``, where ``jump`` is the distance in input pixels
-    between two neighbouring outputs of the layer.  The last row's ``receptive
-    field`` is the size of the input patch one output score depends on.
+    ``rf += (kernel - 1) * jump`` and ``jump *= stride``; the last row is one score's input patch.
     """
     rows, rf, jump = [], 1, 1
     convs = [m for m in net.modules() if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d))]
@@ -175,12 +148,10 @@ def receptive_field_table(net: nn.Module) -> list[dict[str, Any]]:
 
 
 def measured_receptive_field(net: nn.Module, size: int = 160) -> int:
-    """The receptive field found with autograd: pixels that move one central output score.
+    """The receptive field found with autograd: pixels that move one central score.
 
-    Instance normalisation shares its mean and variance across the whole image, so
-    strictly every output depends a little on every pixel; the window of the
-    convolutions is what matters, and it is measured here on a copy of ``net`` with
-    the normalisation layers removed and all weights set to positive values.
+    Measured on a copy without normalisation layers (they couple every pixel) and with
+    positive weights, so only the convolutions' window counts.
     """
     probe = copy.deepcopy(net).float().eval()
     for name, module in list(probe.named_modules()):
@@ -221,8 +192,6 @@ def patch_scores(discriminator: nn.Module, images: torch.Tensor) -> torch.Tensor
 def plot_patch_scores(images: Mapping[str, torch.Tensor], discriminator: nn.Module,
                       title: str | None = None):
     """Each image next to its per-patch score map (1: looks real to D, 0: looks fake)."""
-
-
     batches = {k: v[:4] for k, v in images.items()}
     maps = {k: patch_scores(discriminator, v) for k, v in batches.items()}
     lo = min(float(m.min()) for m in maps.values())
@@ -253,10 +222,8 @@ def plot_patch_scores(images: Mapping[str, torch.Tensor], discriminator: nn.Modu
 def lr_schedule(cfg: Any, steps_per_epoch: int | None = None) -> tuple[np.ndarray, np.ndarray]:
     """``(step, lr)`` for every training step of ``cfg``, from the trainer's :func:`lr_factor`.
 
-    ``steps_per_epoch`` defaults to ``cfg.epoch_size`` (or 3,400, one pass over
-    selfie2anime's training set, when the profile leaves it unset).
+    ``steps_per_epoch`` defaults to ``cfg.epoch_size``, else 3,400 (one pass over selfie2anime).
     """
-
     per_epoch = steps_per_epoch or cfg.epoch_size or 3400
     epochs = np.arange(cfg.total_epochs)
     lr = np.array([cfg.lr * lr_factor(int(e), cfg.n_epochs, cfg.n_epochs_decay) for e in epochs])
@@ -266,7 +233,6 @@ def lr_schedule(cfg: Any, steps_per_epoch: int | None = None) -> tuple[np.ndarra
 
 def plot_lr_schedule(configs: Mapping[str, Any]):
     """The learning rate over training for several configs, on a fraction-of-training axis."""
-
     fig, ax = plt.subplots(figsize=(6.5, 2.8))
     for name, cfg in configs.items():
         steps, lr = lr_schedule(cfg)
@@ -281,13 +247,10 @@ def plot_lr_schedule(configs: Mapping[str, Any]):
 # -- 4. what the history buffer returns -----------------------------------------------------
 
 def buffer_ages(size: int = 50, steps: int = 400, batch: int = 1, seed: int = 0) -> np.ndarray:
-    """For each step, how many steps old each fake is that the buffer hands the discriminator.
+    """``[steps, batch]`` ages (in steps) of the fakes the buffer hands the discriminator.
 
-    A fake produced at step ``t`` is a 1x1 image holding the value ``t``; it goes
-    through :meth:`ImageHistoryBuffer.query` exactly as in training, and the age of
-    what comes out is ``t`` minus its value.  Returns ``[steps, batch]`` ages.
+    Each fake is a 1x1 image holding its step, sent through :meth:`ImageHistoryBuffer.query`.
     """
-
     buf = ImageHistoryBuffer(size, seed=seed)
     ages = np.zeros((steps, batch), dtype=np.int64)
     for t in range(steps):
@@ -298,7 +261,6 @@ def buffer_ages(size: int = 50, steps: int = 400, batch: int = 1, seed: int = 0)
 
 def plot_buffer_ages(ages: np.ndarray | None = None, size: int = 50):
     """Scatter of the ages over training, and their distribution once the buffer is full."""
-
     ages = buffer_ages(size) if ages is None else ages
     steps = np.repeat(np.arange(len(ages)), ages.shape[1])
     flat = ages.ravel()
@@ -327,14 +289,10 @@ def _power(images: torch.Tensor) -> torch.Tensor:
 
 
 def checkerboard_strength(images: torch.Tensor, period: int = 2) -> float:
-    """Spectral power at the upsampling period, relative to the typical frequency.
+    """Spectral power at the upsampling period over the median power: about 1 for natural images.
 
-    The generator upsamples with two stride-2 transposed convolutions; where their
-    kernels overlap unevenly they stamp a pattern that repeats every 2 (and 4)
-    output pixels (Odena et al., 2016).  Such a pattern is a peak of the spectrum
-    at frequency ``size / period`` along each axis and the diagonal.  Returns the
-    mean power at those frequencies divided by the median power of all non-zero
-    frequencies: about 1 for natural images, much larger for a strong checkerboard.
+    Stride-2 transposed convolutions stamp a pattern repeating every ``period`` pixels
+    (Odena et al., 2016), a peak at ``size / period`` along each axis and the diagonal.
     """
     power = _power(images)
     n = power.shape[-1]
@@ -347,15 +305,12 @@ def checkerboard_strength(images: torch.Tensor, period: int = 2) -> float:
 def checkerboard_timeline(run_dir: str | Path, row: int = 1, period: int = 2
                           ) -> list[tuple[int, float]]:
     """``(step, strength)`` of the translations in each saved sample grid of a run."""
-
     return [(s, checkerboard_strength(sample_cells(run_dir, s)[row], period))
             for s in sample_steps(run_dir)]
 
 
 def plot_checkerboard(images: Mapping[str, torch.Tensor], crop: int = 16, period: int = 2):
     """For each batch: one image, a zoomed crop of it (nearest neighbour) and its spectrum."""
-
-
     fig, axes = plt.subplots(len(images), 3, figsize=(8.0, 2.7 * len(images)), squeeze=False)
     for r, (name, batch) in enumerate(images.items()):
         img = batch[0]

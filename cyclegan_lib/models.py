@@ -1,11 +1,7 @@
 """The networks: the official CycleGAN ResNet generator and 70x70 PatchGAN discriminator.
 
-Layer for layer the same as ``networks.py`` of the official PyTorch CycleGAN code
-(instance norm without affine parameters, biases on, reflection padding), so the
-parameter counts match and the official model-zoo generators load directly.  Two
-options reproduce the paper's first, naive attempt: a generator whose residual
-block adds *before* its last activation and whose output layer is a ReLU, and a
-discriminator with a single sigmoid output per 70x70 input.
+Layer for layer as the official ``networks.py`` (parameter counts match, model-zoo
+generators load), plus the paper's naive variants of each.
 """
 from __future__ import annotations
 
@@ -87,15 +83,10 @@ class ResnetGenerator(nn.Module):
 class PatchDiscriminator(nn.Module):
     """The 70x70 PatchGAN: C64-C128-C256-C512 with LeakyReLU(0.2) and instance norm.
 
-    ``head="patchmap"`` (official) ends in a 4x4 convolution to one channel and
-    returns a map of scores, one per overlapping 70x70 receptive field
-    (2,764,737 parameters with ``ndf=64``).  ``head="single"`` is the paper's naive
-    head: the last convolution covers the whole feature map of a ``patch_size``
-    input and returns one score per input.  Both return *logits*: the sigmoid of
-    the naive design is folded into the NLL loss (``BCEWithLogits``), which is
-    the same function computed stably; :meth:`probability` applies it.
+    ``head="patchmap"`` (official) returns a map of scores, one per overlapping 70x70 patch;
+    ``head="single"`` (the paper's naive head) one score per ``patch_size`` input.  Both return
+    logits: the sigmoid is folded into the NLL loss; :meth:`probability` applies it.
     """
-
     def __init__(self, in_channels: int = 3, ndf: int = 64, n_layers: int = 3,
                  head: str = "patchmap", patch_size: int = 70) -> None:
         super().__init__()
@@ -170,12 +161,8 @@ _OFFICIAL_DROP = re.compile(r"\.(running_mean|running_var|num_batches_tracked)$"
 
 
 def convert_official_state_dict(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """Turn an official CycleGAN generator state dict into one for :class:`ResnetGenerator`.
-
-    The layer indices already agree (``model.1.weight``, ``model.10.conv_block.1.weight``...).
-    What differs: a ``module.`` prefix from DataParallel saves, and the running
-    statistics that pre-0.4 PyTorch stored for InstanceNorm layers (the official
-    code deletes them the same way when it loads).
+    """An official CycleGAN generator state dict for :class:`ResnetGenerator`: drops the
+    ``module.`` prefix and the InstanceNorm running statistics of pre-0.4 PyTorch saves.
     """
     out = {}
     for key, value in state.items():
@@ -191,11 +178,10 @@ _BLOCK_KEY = re.compile(r"^model\.(\d+)\.conv_block\.")
 
 def load_official_generator(path: str | Path, n_blocks: int | None = 9, ngf: int | None = 64
                             ) -> ResnetGenerator:
-    """Load a model-zoo ``latest_net_G.pth`` (e.g. ``horse2zebra``) safely (weights only).
+    """Load a model-zoo ``latest_net_G.pth`` (weights only) as a :class:`ResnetGenerator`.
 
-    ``n_blocks=None`` / ``ngf=None`` read the size from the file itself (the zoo
-    holds 6- and 9-block generators); a file that does not fit raises
-    :class:`~cyclegan_lib.checkpoint.CheckpointError` naming the file.
+    ``n_blocks=None`` / ``ngf=None`` read the size from the file; a misfit raises
+    :class:`~cyclegan_lib.checkpoint.CheckpointError`.
     """
     state = safe_load(path)
     if not isinstance(state, dict) or not state or \

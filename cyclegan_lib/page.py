@@ -1,17 +1,8 @@
 """What a chapter page shows besides figures: the library's own code, glued numbers, notes.
 
-The chapters teach from the code that runs, never from a copy that could drift:
-:func:`show_source` takes a function, class or method of :mod:`cyclegan_lib`
-(or a dotted name such as ``"cyclegan_lib.losses.adversarial_loss"``), reads its
-source with :func:`inspect.getsource` from the live module, and displays it
-highlighted by Pygments with inline styles, so it looks the same in Jupyter, on
-Colab and in the HTML book.  The caption names the file relative to the
-repository and the line numbers.
-
-:func:`glue` stores a run-dependent number for the prose (MyST-NB's ``glue``,
-shown with ``{glue:text}`key``` in a Markdown cell), so a sentence stays true
-when the chapter is executed at another profile; outside a Jupyter Book build
-(plain Python, Colab without myst-nb) it only returns the value.
+:func:`show_source` displays the live source of a library object, highlighted with inline
+styles so it looks the same in Jupyter, Colab and the HTML book; :func:`glue` stores a
+run-dependent number for the prose (MyST-NB), so sentences stay true at every profile.
 """
 from __future__ import annotations
 
@@ -20,7 +11,7 @@ import importlib
 import inspect
 import textwrap
 from pathlib import Path
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any, Callable, Mapping
 
 from IPython import get_ipython
 from IPython.display import display
@@ -28,7 +19,7 @@ from pygments import highlight
 from pygments.formatters import HtmlFormatter
 from pygments.lexers import PythonLexer
 
-__all__ = ["resolve", "source_of", "grep_source", "source_html", "show_source", "show_sources_side_by_side",
+__all__ = ["resolve", "source_of", "grep_source", "source_html", "show_source",
            "glue", "note", "display_html", "missing_metrics_note"]
 
 _PACKAGE_ROOT = Path(__file__).resolve().parent
@@ -59,8 +50,7 @@ def _unwrap(obj: Any) -> Any:
 def source_of(obj: Any) -> tuple[str, str, int, int]:
     """``(code, file, first_line, last_line)`` of a library object, read from the live module.
 
-    ``file`` is relative to the repository (``cyclegan_lib/models.py``), so no path
-    of the machine that executed the chapter appears on a page.
+    ``file`` is relative to the repository: no machine path appears on a page.
     """
     target = _unwrap(resolve(obj))
     lines, first = inspect.getsourcelines(target)
@@ -81,10 +71,8 @@ def _caption(obj: Any, file: str, first: int, last: int) -> str:
 
 
 def grep_source(obj: Any, text: str) -> str:
-    """Only the lines of ``obj``'s source that contain ``text``, each with its line number.
-
-    For showing where a function is called inside a long method (e.g. every
-    ``random_patches`` call of the training iteration) without copying the method.
+    """Only the lines of ``obj``'s source that contain ``text``, each with its line number
+    (e.g. every ``random_patches`` call of a long method).
     """
     code, _, first, _ = source_of(obj)
     kept = [(first + i, line) for i, line in enumerate(code.splitlines()) if text in line]
@@ -103,11 +91,8 @@ def grep_source(obj: Any, text: str) -> str:
 def source_html(obj: Any, lines: slice | None = None, grep: str | None = None) -> str:
     """The highlighted source of ``obj`` as a self-contained HTML block with a caption.
 
-    ``lines`` picks a slice of the source lines (e.g. only the body of a long method);
-    ``grep`` keeps only the lines containing a text (:func:`grep_source`).  The
-    caption still names the whole object's location.
+    ``lines`` slices the source lines; ``grep`` keeps the lines containing a text.
     """
-
     code, file, first, last = source_of(obj)
     if lines is not None:
         code = "".join(code.splitlines(keepends=True)[lines])
@@ -134,10 +119,7 @@ def display_html(markup: str, plain: str) -> None:
 
 
 def show_source(*objs: Any, lines: slice | None = None, grep: str | None = None) -> None:
-    """Show the live source of one or more library objects, highlighted, one after another.
-
-    ``grep`` shows only the lines that contain a text, with their line numbers.
-    """
+    """Show the live source of library objects, highlighted (``grep``: only matching lines)."""
     blocks, plain = [], []
     for obj in objs:
         blocks.append(source_html(obj, lines, grep))
@@ -148,24 +130,10 @@ def show_source(*objs: Any, lines: slice | None = None, grep: str | None = None)
     display_html("".join(blocks), "\n".join(plain))
 
 
-def show_sources_side_by_side(left: Any, right: Any, titles: Sequence[str] = ("", "")) -> None:
-    """Two library objects' sources next to each other (e.g. the naive and official block)."""
-    cells = []
-    for obj, title in zip((left, right), titles):
-        head = f"<b>{html.escape(title)}</b>" if title else ""
-        cells.append(f'<td style="vertical-align:top;width:50%;border:none">{head}'
-                     f"{source_html(obj)}</td>")
-    markup = f'<table style="width:100%;border:none"><tr>{"".join(cells)}</tr></table>'
-    plain = "\n".join(f"# {t}\n{source_of(o)[0]}" for o, t in zip((left, right), titles))
-    display_html(markup, plain)
-
-
 def glue(name: str, value: Any, fmt: str | Callable[[Any], str] | None = None) -> Any:
-    """Store ``value`` (formatted with ``fmt``) for ``{glue:text}`name``` in the prose.
+    """Store ``value`` (formatted with ``fmt``; None as "not measured") for ``{glue:text}`name```.
 
-    Uses MyST-NB's ``glue`` when it is installed (the book build) and does nothing
-    visible: the number appears where the prose names it.  ``None`` (a metric that
-    could not be computed) is shown as "not measured".  Returns ``value``.
+    Uses MyST-NB's ``glue`` when installed (the book build); returns ``value``.
     """
     if value is None:
         shown: Any = "not measured"  # e.g. a detector rate without the anime cascade
@@ -196,10 +164,8 @@ def note(text: str, kind: str = "note") -> None:
 
 
 def missing_metrics_note(metrics: Mapping[str, Mapping[str, Any]]) -> str | None:
-    """One note saying which metrics are missing and why (KID/FID without Inception weights).
-
-    Tables leave the empty columns out; this says it once.  Returns the text shown,
-    or None when nothing is missing.
+    """One note saying which metrics are missing and why (KID/FID without Inception weights);
+    returns its text, or None when nothing is missing.
     """
     reasons = sorted({str(m.get("kid_skipped")) for m in metrics.values() if m.get("kid_skipped")})
     if not reasons:

@@ -1,17 +1,8 @@
 """Which real photos may be shown on a public page, and the published tests built from them.
 
-``MANIFEST.csv`` of the faces folder marks each photo ``publishable=yes`` or ``no``.
-Celebrity and press photos of unstated copyright and research-only sets may be
-used for numbers, but neither they nor their translations may appear in the
-published book.  The faces README says how to build the qualitative tests from
-the publishable pool instead; :func:`published_tests` does exactly that:
-
-* expressions: the London set's smiling photos, each beside the same person's
-  neutral photo (``pool/london_NNN_neutral.jpg`` / ``..._smiling.jpg``);
-* the same person in two conditions: other London people, neutral vs smiling;
-* facial hair: the publishable bearded photos of ``facial_hair/``;
-* dark faces: the publishable, synthetically underexposed photos of ``dark/``;
-* angled faces: no publishable photo exists, so the test has numbers only.
+``MANIFEST.csv`` marks each photo ``publishable=yes`` or ``no``; photos of unstated copyright
+may give numbers but never appear in the book.  :func:`published_tests` builds the
+qualitative tests from the publishable pool, as the faces README describes.
 """
 from __future__ import annotations
 
@@ -60,9 +51,8 @@ def london_pairs(faces_dir: str | Path) -> list[tuple[Path, Path]]:
 def published_tests(faces_dir: str | Path, per_test: int = 4) -> dict[str, list[Path]]:
     """The photos of each qualitative test that may appear in the published figures.
 
-    Pairs are flattened (neutral, smiling, neutral, smiling, ...), so a figure with
-    two photos per row shows one person per row.  Every photo returned is marked
-    ``publishable=yes``; a test without such photos is absent.
+    Pairs are flattened (neutral, smiling, ...), one person per row of two; a test without
+    publishable photos is absent.
     """
     root = Path(faces_dir)
     ok = publishable_files(root)

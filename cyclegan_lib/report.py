@@ -1,8 +1,6 @@
-"""What the numbers say: tables, summaries and verdicts computed from a run's numbers.
+"""What the numbers say: tables, summaries and verdicts computed from runs and metrics.
 
-The chapters' prose is written by hand; the numbers in it come from here and are inserted
-with MyST ``glue`` (:func:`cyclegan_lib.page.glue`), so a sentence stays true when the runs
-change.  Plain functions of numbers, run folders or metrics dicts; no display.
+The chapters glue these numbers into their prose (:func:`cyclegan_lib.page.glue`); no display.
 """
 from __future__ import annotations
 
@@ -15,7 +13,7 @@ from torch import nn
 
 from . import paths
 from .config import make_config
-from .evaluate import METRIC_PATHS, PUBLISHED_KID_X100, diversity, metric  # noqa: F401 (re-export)
+from .evaluate import METRIC_PATHS, diversity, metric  # noqa: F401 (re-export)
 from .faces import detection_rate
 from .models import ResnetGenerator, count_parameters
 from .runs import read_history, run_info
@@ -26,7 +24,7 @@ __all__ = [
     "CHANCE_D_LOSS", "loss_summary", "output_value_summary", "diversity", "timing_table",
     "face_summary", "face_detector_rates",
     "METRIC_PATHS", "metric", "runs_table", "RATE_TOLERANCE", "KID_TOLERANCE", "compare",
-    "quality_comparison", "paper_claims",
+    "quality_comparison",
 ]
 
 
@@ -83,9 +81,8 @@ CHANCE_D_LOSS = {"lsgan": 0.25, "nll": math.log(2.0)}
 def loss_summary(run_dir: str | Path, tail: float = 0.25) -> dict[str, Any]:
     """Mean losses over the last ``tail`` of training, and how confident D ended up.
 
-    ``D / chance`` is D's loss over its value when it outputs 1/2 for everything (0.25 for
-    LSGAN, ln 2 for NLL), comparable across the two losses; ``g_spread`` is the
-    coefficient of variation of the generators' adversarial loss.
+    ``D / chance``: D's loss over its value at output 1/2 (0.25 LSGAN, ln 2 NLL), comparable
+    across losses; ``g_spread``: coefficient of variation of the generators' adversarial loss.
     """
     hist = read_history(run_dir)
     info = run_info(run_dir)
@@ -124,7 +121,8 @@ def timing_table(runs: Mapping[int, str | Path]) -> list[dict[str, Any]]:
     infos = {n: run_info(r) for n, r in runs.items()}
     ref = infos[max(infos)]
     return [{"blocks": n, "G params": i.get("params_G"), "steps": i.get("step"),
-             "device": i.get("device"), "precision": i.get("precision"), "train min": round(i.get("train_seconds", 0) / 60, 1),
+             "device": i.get("device"), "precision": i.get("precision"),
+             "train min": round(i.get("train_seconds", 0) / 60, 1),
              "s / step": i.get("seconds_per_step"),
              "time vs largest": i["seconds_per_step"] / ref["seconds_per_step"]
              if i.get("seconds_per_step") and ref.get("seconds_per_step") else None,
@@ -191,19 +189,17 @@ def face_detector_rates(outputs: Mapping[str, Sequence[Any]]) -> dict[str, float
 
 # -- verdicts ------------------------------------------------------------------------------
 
-#: Smallest differences worth a word.  A detector rate on 100 test images has a standard
-#: error of at most 0.05; the difference of two such rates has one of at most
-#: sqrt(2) x 0.05 = 0.07, so 0.1 is about 1.4 standard errors of a difference.  KID x100
-#: from 100 images moves by about a point between resamplings, so differences under 1 are
-#: not read.
+#: Smallest differences worth a word: 0.1 is about 1.4 standard errors of the difference of
+#: two detector rates on 100 images; KID x100 from 100 images moves about 1 between resamplings.
 RATE_TOLERANCE = 0.1
 KID_TOLERANCE = 1.0
 
 
 def compare(a: float | None, b: float | None, higher_is_better: bool, tolerance: float
             ) -> str:
-    """``"better"``, ``"worse"`` or ``"about the same"`` for ``a`` against ``b`` (differences
-    up to ``tolerance`` count as the same; a missing number gives ``"not measured"``)."""
+    """``"better"``, ``"worse"`` or ``"about the same"`` (within ``tolerance``) for ``a`` against
+    ``b``; ``"not measured"`` when either is missing.
+    """
     if a is None or b is None or (isinstance(a, float) and math.isnan(a)) or \
             (isinstance(b, float) and math.isnan(b)):
         return "not measured"
@@ -222,82 +218,3 @@ def quality_comparison(a: Mapping[str, Any] | None, b: Mapping[str, Any] | None
     ra, rb = metric(a, "anime det. G_AB(A)"), metric(b, "anime det. G_AB(A)")
     word = compare(ra, rb, True, RATE_TOLERANCE)
     return word, f"anime-detector rate on translated test selfies {fmt(ra)} vs {fmt(rb)}"
-
-
-def paper_claims(metrics: Mapping[str, Mapping[str, Any]],
-                 infos: Mapping[str, Mapping[str, Any]],
-                 losses: Mapping[str, Mapping[str, Any]],
-                 params64: Sequence[Mapping[str, Any]],
-                 diversity_ratios: Mapping[str, float] | None = None) -> list[dict[str, str]]:
-    """The paper's claims, one row each, with what this reproduction measured.
-
-    Inputs are keyed by preset.  Verdicts follow fixed rules (:func:`quality_comparison`,
-    D balance 0.5-1.2 x chance, collapse below 0.2 x the inputs' diversity), never prose.
-    """
-    reproduced = {"worse": "reproduced", "better": "not reproduced",
-                  "about the same": "not reproduced (no clear difference)"}
-    rows: list[dict[str, str]] = []
-
-    # 1. The naive model fails.
-    word, detail = quality_comparison(metrics.get("naive"), metrics.get("stabilized"))
-    d_ratio = losses.get("naive", {}).get("D / chance")
-    extra = (f"; its discriminators ended at {fmt(d_ratio)} x their loss at chance"
-             if d_ratio is not None else "")
-    rows.append({"claim": "The naive model (NLL loss, one sigmoid output, no buffer, ReLU "
-                          "output) gives poor translations",
-                 "measured here": f"naive vs stabilised: {detail}{extra}",
-                 "verdict": reproduced.get(word, word)})
-
-    # 2. LSGAN + buffer stabilise.
-    word, detail = quality_comparison(metrics.get("stabilized"), metrics.get("naive"))
-    bal_n = losses.get("naive", {}).get("D / chance")
-    bal_s = losses.get("stabilized", {}).get("D / chance")
-    div = diversity_ratios or {}
-    evidence, stable = [], []
-    if bal_n is not None and bal_s is not None:
-        evidence.append(f"discriminator loss at {fmt(bal_s)} vs {fmt(bal_n)} x chance")
-        stable.append(0.5 <= bal_s <= 1.2 and not 0.5 <= bal_n <= 1.2)
-    if div.get("naive") is not None and div.get("stabilized") is not None:
-        evidence.append(f"output diversity {fmt(div['stabilized'])} vs {fmt(div['naive'])} "
-                        f"x the inputs'")
-        stable.append(div["stabilized"] >= 0.2 > div["naive"])
-    stability = ("not measured" if not stable else "reproduced" if all(stable)
-                 else "not reproduced" if not any(stable) else "partly reproduced")
-    rows.append({"claim": "LSGAN + image history buffer (the official recipe) stabilise "
-                          "training and improve the results",
-                 "measured here": "; ".join([f"stabilised vs naive: {detail}", *evidence]),
-                 "verdict": ({"better": "results: reproduced", "worse": "results: not "
-                              "reproduced", "about the same": "results: no clear difference"}
-                             .get(word, f"results: {word}")) + f"; stability: {stability}"})
-
-    # 3. 32x32 patches.
-    word, detail = quality_comparison(metrics.get("patch32"), metrics.get("stabilized"))
-    rows.append({"claim": "A discriminator judging 32x32 patches instead of 70x70 ones",
-                 "measured here": f"32x32 vs 70x70: {detail}",
-                 "verdict": {"better": "32x32 better here", "worse": "32x32 worse here",
-                             "about the same": "no clear difference here"}.get(word, word)})
-
-    # 4. Parameters: 38%.
-    by_blocks = {int(r["blocks"]): int(r["parameters"]) for r in params64}
-    share = by_blocks[3] / by_blocks[9] if 3 in by_blocks and 9 in by_blocks else None
-    t3 = infos.get("blocks3", {}).get("seconds_per_step")
-    t9 = infos.get("stabilized", {}).get("seconds_per_step")
-    time_part = (f"; wall-clock training time per step {fmt(t3)} s vs {fmt(t9)} s "
-                 f"({t3 / t9 * 100:.0f}%, shared machine)" if t3 and t9 else "")
-    rows.append({"claim": "3 residual blocks need about 38% of the parameters of 9",
-                 "measured here": (f"{share * 100:.1f}% at ngf=64" if share is not None
-                                   else "n/a") + time_part,
-                 "verdict": "reproduced" if share is not None and round(share * 100) == 38
-                 else "not reproduced"})
-
-    # 5. Fewer blocks: quality.
-    for small in ("blocks3", "blocks6"):
-        word, detail = quality_comparison(metrics.get(small), metrics.get("stabilized"))
-        n = small[-1]
-        rows.append({"claim": f"A {n}-block generator against the 9-block one (quality)",
-                     "measured here": detail,
-                     "verdict": {"better": f"{n} blocks better here",
-                                 "worse": f"{n} blocks worse here",
-                                 "about the same": "no clear difference here"}.get(word, word)})
-    return rows
-

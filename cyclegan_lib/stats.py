@@ -6,10 +6,9 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-__all__ = ["bootstrap_ci", "paired_difference", "unpaired_difference", "verdict", "format_effect"]
+__all__ = ["bootstrap_ci", "resample_ci", "paired_difference", "unpaired_difference", "verdict",
+           "format_effect"]
 
-
-# -- statistics -----------------------------------------------------------------------------
 
 def _quantiles(boots: Sequence[float], level: float) -> tuple[float, float]:
     lo, hi = np.nanquantile(np.asarray(boots, dtype=float), [(1 - level) / 2,
@@ -31,13 +30,15 @@ def bootstrap_ci(values: Any, statistic: Callable[..., float] | None = None, n: 
     if m == 0 or any(len(a) != m for a in arrays):
         raise ValueError("bootstrap_ci: empty input or arrays of different lengths")
     stat = statistic or (lambda *a: float(np.mean(a[0])))
-    est = float(stat(*arrays))
+    return (float(stat(*arrays)),
+            *resample_ci(lambda idx: stat(*(a[idx] for a in arrays)), m, n, seed, level))
+
+
+def resample_ci(statistic: Callable[[np.ndarray], float], m: int, n: int = 2000, seed: int = 0,
+                level: float = 0.95) -> tuple[float, float]:
+    """Percentile interval of ``statistic(idx)`` over ``n`` resamplings of ``m`` item indices."""
     rng = np.random.default_rng(seed)
-    boots = []
-    for _ in range(n):
-        idx = rng.integers(0, m, m)
-        boots.append(stat(*(a[idx] for a in arrays)))
-    return (est, *_quantiles(boots, level))
+    return _quantiles([statistic(rng.integers(0, m, m)) for _ in range(n)], level)
 
 
 def paired_difference(a: Any, b: Any, n: int = 2000, seed: int = 0, level: float = 0.95,

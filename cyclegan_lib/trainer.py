@@ -1,9 +1,7 @@
 """The training loop: owns a run directory and drives :class:`~cyclegan_lib.cyclegan.CycleGAN`.
 
-The loop sets the learning rate per epoch, draws each epoch's batches from the seed
-(:class:`~cyclegan_lib.data.EpochPlan`), calls the model's step, fetches the losses every
-``log_every`` steps, and writes ``config.json``, ``data_report.txt``, ``history.csv``,
-``samples/``, atomic ``checkpoints/`` (exact resume), ``log.txt`` and ``summary.json``.
+Writes ``config.json``, ``data_report.txt``, ``history.csv``, ``samples/``, atomic
+``checkpoints/`` (exact resume), ``log.txt`` and ``summary.json``.
 """
 from __future__ import annotations
 
@@ -38,9 +36,9 @@ __all__ = ["Trainer", "TrainingError", "train", "ensure_run",
 
 
 def _same_steps_so_far(saved: dict, cfg: TrainConfig, step: int) -> bool:
-    """Whether a run saved at ``step`` may go on under ``cfg``'s schedule length: true while
-    both schedules are still at the constant rate, so the steps so far are exactly those of
-    ``cfg`` from the start (the data order depends on seed and epoch only)."""
+    """Whether a run saved at ``step`` may go on under ``cfg``'s schedule length: while both
+    schedules are still at the constant rate, the steps so far are exactly ``cfg``'s.
+    """
     if cfg.epoch_size is None or saved.get("epoch_size") != cfg.epoch_size:
         return False
     return step <= cfg.epoch_size * min(int(saved["n_epochs"]), cfg.n_epochs)
@@ -84,8 +82,9 @@ class Trainer:
 
     # -- set-up --------------------------------------------------------------------------
     def _resume_point(self, resume: bool) -> Path | None:
-        """The newest readable checkpoint when resuming; a damaged newer file (a copy cut
-        short) is moved aside to ``*.damaged``.  Refuses changed experiment settings."""
+        """The newest readable checkpoint when resuming (damaged ones are moved to ``*.damaged``);
+        refuses changed experiment settings.
+        """
         folder = self.run_dir / "checkpoints"
         if latest_checkpoint(folder) is None:
             return None
@@ -263,7 +262,7 @@ class Trainer:
     # -- outputs -------------------------------------------------------------------------
     @torch.no_grad()
     def save_samples(self) -> Path | None:
-        """A grid: rows real A, G_AB(A), G_BA(G_AB(A)), real B, G_BA(B), G_AB(G_BA(B)).
+        """A grid: rows A, G_AB(A), G_BA(G_AB(A)), B, G_BA(B), G_AB(G_BA(B)).
 
         Drawn with the averaged generators when the run keeps them (the model it ships).
         """

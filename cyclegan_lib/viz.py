@@ -27,8 +27,8 @@ __all__ = [
     "SAMPLE_ROWS", "to_unit", "as_batch", "grid_image", "show_grid", "sample_steps",
     "load_sample_grid", "sample_cells", "sample_grid_from_run", "sample_timeline",
     "test_images", "generator_for", "generate", "translate_examples", "smooth",
-    "plot_losses", "plot_value_histograms", "transform_steps", "face_inputs",
-    "FaceTranslations", "translate_faces", "face_comparison", "plot_bars", "save_figure",
+    "plot_losses", "transform_steps", "face_inputs",
+    "FaceTranslations", "translate_faces", "face_comparison", "plot_bars",
 ]
 
 #: What the rows of the trainer's ``samples/step_*.png`` grids show, top to bottom.
@@ -121,14 +121,6 @@ def show_grid(images: "torch.Tensor | Sequence[torch.Tensor | Image.Image]", nro
     return fig
 
 
-def save_figure(fig: Figure, path: str | Path) -> Path:
-    """Save a figure as PNG (tight bounding box) and return the path."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, bbox_inches="tight")
-    return path
-
-
 # -- the trainer's sample grids --------------------------------------------------------------
 
 def sample_steps(run_dir: str | Path) -> list[int]:
@@ -176,11 +168,10 @@ def sample_grid_from_run(run_dir: str | Path, step: int | None = None, title: st
     cells = sample_cells(run_dir, step)
     _, used = load_sample_grid(run_dir, step)
     rows, cols = cells.shape[:2]
-    fig = show_grid(cells.reshape(-1, *cells.shape[2:]), nrow=cols,
-                    row_titles=list(SAMPLE_ROWS[:rows]), size=cells.shape[-1],
-                    title=title or f"{Path(run_dir).name}: samples at step {used}",
-                    cell_inches=cell_inches)
-    return fig
+    return show_grid(cells.reshape(-1, *cells.shape[2:]), nrow=cols,
+                     row_titles=list(SAMPLE_ROWS[:rows]), size=cells.shape[-1],
+                     title=title or f"{Path(run_dir).name}: samples at step {used}",
+                     cell_inches=cell_inches)
 
 
 def sample_timeline(run_dir: str | Path, row: int = 1, max_steps: int = 6,
@@ -291,24 +282,6 @@ def plot_losses(runs: Mapping[str, str | Path], smooth_window: int | None = None
         ax.legend(fontsize=8)
     if title:
         fig.suptitle(title)
-    fig.tight_layout()
-    return fig
-
-
-def plot_value_histograms(images: Mapping[str, torch.Tensor], bins: int = 51,
-                          title: str | None = None) -> Figure:
-    """Histograms of pixel values (all channels) of [-1, 1] image batches, overlaid."""
-    fig, ax = plt.subplots(figsize=(7, 3))
-    edges = np.linspace(-1, 1, bins + 1)
-    for label, x in images.items():
-        values = x.detach().float().cpu().clamp(-1, 1).flatten().numpy()
-        ax.hist(values, bins=edges, histtype="step", density=True, lw=1.5, label=label)
-    ax.axvline(0, color="grey", lw=0.8, ls=":")
-    ax.set_xlabel("pixel value (network scale: -1 black, 0 mid-grey, 1 white)")
-    ax.set_ylabel("density")
-    ax.legend(fontsize=8)
-    if title:
-        ax.set_title(title)
     fig.tight_layout()
     return fig
 

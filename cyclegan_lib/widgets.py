@@ -1,8 +1,7 @@
 """The book's widgets: the block-count slider and the photo upload.
 
-The slider works on the static HTML page: every model's output is rendered to PNG when
-the chapter runs, held in an ``ipywidgets.Stack``, and the slider is tied to the stack
-by a browser-side :func:`ipywidgets.jslink`.  The upload needs a running kernel.
+The slider works on the static page (pre-rendered PNGs in a ``Stack``, linked in the browser
+by :func:`ipywidgets.jslink`); the upload needs a running kernel.
 """
 from __future__ import annotations
 
@@ -40,11 +39,7 @@ def _caption(run_dir: Path, blocks: int) -> str:
 
 
 class BlockSlider:
-    """The parts of the slider, kept for tests and for live-kernel extensions.
-
-    ``widget`` is what a chapter displays: a caption, the slider and the stack.
-    """
-
+    """The parts of the slider; ``widget`` (caption, slider, stack) is what a chapter displays."""
     def __init__(self, widget: Any, slider: Any, stack: Any, link: Any, images: list[Any],
                  blocks: list[int]) -> None:
         self.widget, self.slider, self.stack, self.link = widget, slider, stack, link

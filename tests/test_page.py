@@ -25,9 +25,8 @@ def test_source_html_is_highlighted_and_machine_free():
 
 def test_show_source_prints_outside_ipython(capsys):
     page.show_source("cyclegan_lib.losses.adversarial_loss")
-    page.show_sources_side_by_side(ResidualBlock.forward, ResidualBlock.__init__, ("a", "b"))
     out = capsys.readouterr().out
-    assert "def adversarial_loss" in out and "# a" in out
+    assert "def adversarial_loss" in out
 
 
 def test_glue_returns_the_value():

@@ -89,12 +89,9 @@ def test_plot_losses(smoke_run: Path) -> None:
     assert fig.axes[0].get_title() == "generators: adversarial"
 
 
-def test_value_histograms_and_bars(tmp_path: Path) -> None:
-    fig = viz.plot_value_histograms({"a": torch.rand(1, 3, 4, 4), "b": -torch.rand(1, 3, 4, 4)})
-    assert len(fig.axes[0].patches) == 2
+def test_bars() -> None:
     fig = viz.plot_bars({"x": 1.0, "y": 2.0}, xlabel="s")
-    path = viz.save_figure(fig, tmp_path / "f" / "bars.png")
-    assert Image.open(path).format == "PNG"
+    assert len(fig.axes[0].patches) == 2
 
 
 def test_transform_steps(data_root: Path) -> None:
