@@ -18,7 +18,7 @@ from cyclegan_lib.ablation import (ablation_args, ablation_config, ablation_summ
                                    save_ablation)
 from cyclegan_lib.config import ABLATIONS, ConfigError, make_config
 from cyclegan_lib.report import diversity
-from cyclegan_lib.viz import test_images
+from cyclegan_lib.viz import test_images as load_test_images
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -351,7 +351,7 @@ def test_block_and_qualitative_measures_on_a_smoke_run(smoke_run: Path, data_roo
 
 
 def test_eye_size_finds_eyes_in_selfies_and_none_in_flat_images(data_root: Path) -> None:
-    selfies = test_images(data_root, "A", n=6, size=64)
+    selfies = load_test_images(data_root, "A", n=6, size=64)
     sizes = C.eye_size(selfies)
     assert np.mean(~np.isnan(sizes)) >= 0.5                    # the cascade fires on real faces
     assert np.all((sizes[~np.isnan(sizes)] > 0.05) & (sizes[~np.isnan(sizes)] < 0.5))
