@@ -234,14 +234,13 @@ PROFILES: dict[str, dict[str, Any]] = {
     # Seconds on a laptop CPU: for tests and CI.  Shows nothing but that the code runs.
     "smoke": dict(image_size=32, ngf=8, ndf=8, n_epochs=1, n_epochs_decay=1, epoch_size=4,
                   max_images=12, device="cpu", log_every=2, sample_every=4, save_every=4),
-    # Real, visible translation on a 2-core CPU (times in the README): 64 px buys the most
-    # iterations for the time, and iterations matter most.
+    # Real, visible translation on a laptop CPU: 64 px buys the most iterations for the
+    # time, and iterations matter most.
     "cpu": dict(image_size=64, ngf=32, ndf=32, n_epochs=12, n_epochs_decay=12, epoch_size=100,
                 device="cpu", log_every=25, sample_every=200, save_every=200),
-    # The published models (pretrained/): 3,000 steps (15 + 15 epochs of 100), checkpoints
+    # The compared models of pretrained/: 3,000 steps (15 + 15 epochs of 100), checkpoints
     # every 500 steps, and an exponential moving average of the generators' weights (decay
-    # 0.999, about the last 1,000 steps) that steadies the shipped model.  Sized to train all
-    # four compared models in about 2 hours on 2 CPU cores in fp32 (see README).
+    # 0.999, about the last 1,000 steps) that steadies the published model.
     "book": dict(image_size=64, ngf=32, ndf=32, n_epochs=15, n_epochs_decay=15, epoch_size=100,
                  device="cpu", ema_decay=0.999, log_every=25, sample_every=500,
                  save_every=500, keep_checkpoints=6),
@@ -262,11 +261,10 @@ PROFILES: dict[str, dict[str, Any]] = {
     "full": dict(image_size=256, ngf=64, ndf=64, n_epochs=100, n_epochs_decay=100,
                  epoch_size=None, device="auto", log_every=100, sample_every=2000,
                  save_every=5000),
-    # About an hour per experiment on a free Colab T4 (fp16; see estimate_t4_minutes): the
-    # paper's networks (ngf = ndf = 64) at 128 px, 15 + 15 epochs of 1,000 steps (30,000
-    # iterations, about 9 passes over the 3,400 images), the generators' EMA as in `book`.
-    # A checkpoint (networks, Adam moments, EMA: about 0.45 GB) every 2,500 steps (about
-    # 4 min), so a Colab disconnect costs at most that much once the run lives on Drive.
+    # About an hour per experiment on a free Colab T4 (estimate_t4_minutes): the paper's
+    # networks (ngf = ndf = 64) at 128 px, 15 + 15 epochs of 1,000 steps (about 9 passes
+    # over the 3,400 images), the generators' EMA as in `book`; a checkpoint every 2,500
+    # steps bounds what a Colab disconnect costs once the run lives on Drive.
     "colab": dict(image_size=128, ngf=64, ndf=64, n_epochs=15, n_epochs_decay=15,
                   epoch_size=1000, device="auto", ema_decay=0.999, log_every=100,
                   sample_every=2500, save_every=2500),
@@ -308,8 +306,8 @@ SHORT_RUNS: dict[str, dict[str, str]] = {"book": {"naive": "cpu"}}
 
 PROFILE_HELP: dict[str, str] = {
     "smoke": "32 px, ngf 8, 8 steps on 12 images: seconds, for tests and CI",
-    "cpu": "64 px, ngf 32, 2,400 steps: 7-14 min per experiment on a 2-core CPU",
-    "book": "64 px, ngf 32, 3,000 steps, EMA generators: the published models (about 50 min per 9-block run on one core, fp32)",
+    "cpu": "64 px, ngf 32, 2,400 steps: the quick run a reader repeats on a laptop",
+    "book": "64 px, ngf 32, 3,000 steps, EMA generators: the compared models of pretrained/",
     "long": "the book profile for 6,000 steps: the shipped stabilised model (pretrained/stabilized)",
     "ablation": "64 px, ngf 32, 400 steps, one checkpoint: the single-factor stabilisation ablation",
     "full": "paper: 256 px, ngf 64, 200 epochs of 3,400 steps (GPU; a T4 would need about "
