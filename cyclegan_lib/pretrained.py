@@ -171,6 +171,7 @@ def export_run(run_dir: str | Path, out_dir: str | Path,
         run_summary = json.loads((run_dir / "summary.json").read_text())
     summary = {
         **run_summary,
+        **({"profile": profile} if profile is not None else {}),
         "steps": int(state["step"]),
         "minutes": round(float(state["train_seconds"]) / 60, 1),
         "machine": _machine(),

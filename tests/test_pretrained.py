@@ -123,6 +123,7 @@ def test_export_under_a_profile_checks_that_the_settings_match(ema_run, smoke_ru
     cfg = json.loads((export_run(smoke_run, tmp_path / "a", profile="smoke") / "config.json"
                       ).read_text())
     assert cfg["profile"] == "smoke"
+    assert json.loads((tmp_path / "a" / "summary.json").read_text())["profile"] == "smoke"
     with pytest.raises(ConfigError, match="profile 'cpu'.*image_size"):
         export_run(smoke_run, tmp_path / "b", profile="cpu")
     with pytest.raises(ConfigError, match="ema_decay"):   # trained with ema_decay=0.5
