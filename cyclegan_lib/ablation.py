@@ -7,7 +7,6 @@ added or removed); ``scripts/run_ablation.sh`` trains them with the arguments th
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import sys
 from pathlib import Path
@@ -17,7 +16,7 @@ import numpy as np
 import torch
 
 from .claims import measure_test_set
-from .config import ABLATIONS, PATCH_SHARES, ConfigError, TrainConfig, make_config
+from .config import ABLATIONS, PATCH_SHARES, ConfigError, TrainConfig, config_with, make_config
 from .paths import anime_cascade as anime_cascade_path
 from .report import loss_summary, run_info
 from .stats import bootstrap_ci, format_effect, paired_difference, resample_ci, verdict
@@ -48,10 +47,8 @@ def _overrides(name: str, profile: str) -> tuple[str, dict[str, Any]]:
 def ablation_config(name: str, profile: str = "ablation", **extra: Any) -> TrainConfig:
     """The :class:`TrainConfig` of one ablation variant at ``profile`` (``None`` values kept)."""
     preset, changes = _overrides(name, profile)
-    cfg = make_config(preset, profile, **{k: v for k, v in {**changes, **extra}.items()
-                                          if v is not None})
-    cleared = {k: None for k, v in changes.items() if v is None}
-    return dataclasses.replace(cfg, **cleared).validate() if cleared else cfg
+    return config_with(preset, profile, {**changes, **{k: v for k, v in extra.items()
+                                                       if v is not None}})
 
 
 def ablation_args(name: str, profile: str = "ablation") -> list[str]:

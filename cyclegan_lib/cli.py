@@ -7,14 +7,13 @@ torch is imported after the options are checked, so a typo fails at once.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import os
 import sys
 from pathlib import Path
 
 from . import paths
-from .config import PRESETS, describe_presets, make_config, parse_override
+from .config import PRESETS, config_with, describe_presets, parse_override
 from .errors import DataError, UserError
 
 __all__ = ["main", "build_parser"]
@@ -115,11 +114,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
     flags = dict(seed=args.seed, max_steps=args.max_steps, save_every=args.save_every,
                  keep_checkpoints=args.keep, device=args.device, threads=args.threads)
     overrides.update({k: v for k, v in flags.items() if v is not None})
-    cfg = make_config(args.preset, args.profile, **overrides)
-    # make_config reads None as "not given"; an explicit --set KEY=none clears the field.
-    cleared = {k: None for k, v in overrides.items() if v is None}
-    if cleared:
-        cfg = dataclasses.replace(cfg, **cleared).validate()
+    cfg = config_with(args.preset, args.profile, overrides)  # --set KEY=none clears KEY
     from .cyclegan import resolve_device  # torch, only now that the options are valid
     from .distributed import launcher_env, main_train
     from .trainer import train

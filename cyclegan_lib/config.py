@@ -11,13 +11,13 @@ import dataclasses
 import json
 import math
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Mapping
 
 from .errors import ConfigError
 
 __all__ = [
     "ConfigError", "TrainConfig", "PRESETS", "PROFILES", "SHORT_RUNS", "ABLATIONS", "PATCH_SHARES",
-    "RESUMABLE", "make_config",
+    "RESUMABLE", "make_config", "config_with",
     "resolve_profile", "describe_presets", "parse_override", "estimate_t4_minutes",
     "BIG_GPU_GIB",
 ]
@@ -333,6 +333,13 @@ def resolve_profile(profile: str) -> str:
         gib = torch.cuda.get_device_properties(0).total_memory / 2 ** 30
         return "full" if gib >= BIG_GPU_GIB else "colab"
     return profile
+
+
+def config_with(preset: str, profile: str, overrides: Mapping[str, Any]) -> TrainConfig:
+    """:func:`make_config` where a ``None`` override clears the field (``--set KEY=none``)."""
+    cfg = make_config(preset, profile, **{k: v for k, v in overrides.items() if v is not None})
+    cleared = {k: None for k, v in overrides.items() if v is None}
+    return dataclasses.replace(cfg, **cleared).validate() if cleared else cfg
 
 
 def make_config(preset: str = "stabilized", profile: str = "cpu", **overrides: Any) -> TrainConfig:

@@ -19,7 +19,8 @@ from . import paths
 from .cyclegan import resolve_device
 from .data import load_domain
 from .errors import DataError
-from .faces import detection_rate, human_cascade_path
+from .faces import (DETECT_MIN_SIZE, DETECT_SIZE, MIN_NEIGHBORS, SCALE_FACTOR, detection_rate,
+                    human_cascade_path)
 from .fidelity import (INCEPTION, check_inception_weights, fidelity_scores, image_features,
                        kid_fid, resolve_inception_weights)
 from .models import count_parameters
@@ -186,7 +187,8 @@ def evaluate_run(run_or_checkpoint: str | Path, data_dir: str | Path, device: st
         "detector_settings": {
             "anime_cascade": Path(cascade).name if cascade else None,
             "human_cascade": human_cascade_path().name, "preprocess": "grey + equalizeHist",
-            "upsample_to": 256, "scale_factor": 1.1, "min_neighbors": 5, "min_size": 48},
+            "upsample_to": DETECT_SIZE, "scale_factor": SCALE_FACTOR,
+            "min_neighbors": MIN_NEIGHBORS, "min_size": DETECT_MIN_SIZE},
         # Mean pairwise L1 of a set: outputs far less diverse than their inputs = collapse.
         "diversity": {"testA": diversity(fa), "testB": diversity(fb),
                       "G_AB(testA)": diversity(_to_float(sets["G_AB(testA)"])),
