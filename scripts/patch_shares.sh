@@ -6,7 +6,7 @@
 # (cyclegan_lib.runs.run_until) and writes the measurements to pretrained/patch_shares.json.
 #
 # Usage: scripts/patch_shares.sh
-#   STEP            the budget compared (default 1500; a multiple of 500, at most 3000)
+#   STEP            the budget compared (default 3000, the book profile's; a multiple of 500)
 #   SHARES_RUNS     where the runs are (default ${CYCLEGAN_RUNS:-runs}/book)
 #   SHARES_THREADS  torch threads per run (default 2; the runs train one after another)
 #   CYCLEGAN_DATA   selfie2anime
@@ -14,7 +14,7 @@ set -euo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)
 export PYTHONPATH="$repo${PYTHONPATH:+:$PYTHONPATH}"
 PYTHON=${PYTHON:-$repo/.venv/bin/python}
-step=${STEP:-1500}
+step=${STEP:-3000}
 runs=${SHARES_RUNS:-${CYCLEGAN_RUNS:-$repo/runs}/book}
 data=${CYCLEGAN_DATA:?set CYCLEGAN_DATA to the selfie2anime folder}
 views=$(mktemp -d)
