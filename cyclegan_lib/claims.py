@@ -212,6 +212,11 @@ def eye_size(images: torch.Tensor) -> np.ndarray:
     return np.array(sizes)
 
 
+def _eyes(sizes: np.ndarray) -> dict[str, float]:
+    """:func:`interval` of the eye sizes found, and the share of images with one found."""
+    return {**interval(_found(sizes)[0]), "found": float(np.mean(~np.isnan(sizes)))}
+
+
 def _found(*values: np.ndarray) -> list[np.ndarray]:
     """The values where every array has one (not NaN), for paired comparisons."""
     keep = np.all([~np.isnan(v) for v in values], axis=0)
@@ -244,8 +249,7 @@ def block_measures(runs: Mapping[str, str | Path], data_dir: str | Path,
     real = {"selfies": eye_size(next(iter(measured.values()))["inputs"]),
             "anime": eye_size(test_images(data_dir, "B", n=n_images or 10 ** 6, size=size))}
     out: dict[str, Any] = {"rows": [], "diffs": {}, "consistency": {}, "eyes check": {
-        **{k: {**interval(_found(v)[0]), "found": float(np.mean(~np.isnan(v)))}
-           for k, v in real.items()},
+        **{k: _eyes(v) for k, v in real.items()},
         "anime - selfies": _diff(_found(real["anime"])[0], _found(real["selfies"])[0],
                                  paired=False)}}
     for label, run in runs.items():
@@ -256,8 +260,7 @@ def block_measures(runs: Mapping[str, str | Path], data_dir: str | Path,
         out.setdefault("inputs consistency", consistency(xa, xb))
         out["rows"].append({"run": label, **{k: interval(m[k]) for k in
                                              ("anime", "human", "structure")},
-                            "eyes": {**interval(_found(m["eyes"])[0]),
-                                     "found": float(np.mean(~np.isnan(m["eyes"])))}})
+                            "eyes": _eyes(m["eyes"])})
         if label != reference:
             ref = measured[reference]
             out["diffs"][label] = {k: _diff(m[k], ref[k]) for k in ("anime", "human", "structure")}

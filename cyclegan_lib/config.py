@@ -17,7 +17,7 @@ from .errors import ConfigError
 
 __all__ = [
     "ConfigError", "TrainConfig", "PRESETS", "PROFILES", "SHORT_RUNS", "ABLATIONS", "PATCH_SHARES",
-    "RESUMABLE", "make_config", "config_with",
+    "RESUMABLE", "make_config", "config_with", "settings_differ",
     "resolve_profile", "describe_presets", "parse_override", "estimate_t4_minutes",
     "BIG_GPU_GIB",
 ]
@@ -333,6 +333,16 @@ def resolve_profile(profile: str) -> str:
         gib = torch.cuda.get_device_properties(0).total_memory / 2 ** 30
         return "full" if gib >= BIG_GPU_GIB else "colab"
     return profile
+
+
+def settings_differ(saved: Mapping[str, Any], cfg: TrainConfig,
+                    ignore: frozenset[str] = frozenset()) -> list[str]:
+    """The experiment settings where a saved config differs from ``cfg`` (bookkeeping in
+    :data:`RESUMABLE` and ``ignore`` aside; an option the saved config predates counts as its
+    default)."""
+    defaults = TrainConfig().to_dict()
+    return [k for k, v in cfg.to_dict().items()
+            if k not in RESUMABLE | ignore and saved.get(k, defaults[k]) != v]
 
 
 def config_with(preset: str, profile: str, overrides: Mapping[str, Any]) -> TrainConfig:

@@ -19,7 +19,7 @@ from safetensors.torch import load_file, save_file
 
 from .checkpoint import latest_checkpoint, safe_load
 from .errors import CheckpointError, ConfigError
-from .config import RESUMABLE, TrainConfig, make_config
+from .config import TrainConfig, make_config, settings_differ
 from .models import PatchDiscriminator, ResnetGenerator
 
 __all__ = ["NETWORKS", "is_pretrained", "weight_files", "export_run", "load_state", "load_network", "read_config"]
@@ -136,10 +136,8 @@ def export_run(run_dir: str | Path, out_dir: str | Path,
         raise CheckpointError(f"no checkpoint in {run_dir}/checkpoints")
     state = safe_load(ckpt)
     if profile is not None:
-        defaults = TrainConfig().to_dict()
-        target = make_config(state["config"]["preset"], profile).to_dict()
-        differ = [k for k, v in target.items() if k not in RESUMABLE | {"profile"}
-                  and state["config"].get(k, defaults[k]) != v]
+        differ = settings_differ(state["config"], make_config(state["config"]["preset"], profile),
+                                 ignore=frozenset({"profile"}))
         if differ:
             raise ConfigError(f"{run_dir} does not match profile {profile!r}: "
                               f"{', '.join(differ)} differ")

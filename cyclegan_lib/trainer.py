@@ -21,7 +21,7 @@ from tqdm.auto import tqdm
 from .checkpoint import (CHECKPOINT_FORMAT, atomic_save, capture_rng, checkpoint_name,
                          latest_checkpoint, list_checkpoints, prune_checkpoints, restore_rng,
                          safe_load)
-from .config import RESUMABLE, TrainConfig
+from .config import TrainConfig, settings_differ
 from .cyclegan import (LOSS_NAMES, CycleGAN, cpu_has_native_bf16, lr_factor, resolve_device,
                        use_bf16)
 from .data import EpochPlan, UnpairedData, load_domain, load_unpaired, make_batch
@@ -100,9 +100,7 @@ class Trainer:
                     with contextlib.suppress(OSError):
                         path.rename(path.with_name(path.name + ".damaged"))
                 continue
-            defaults = TrainConfig().to_dict()  # options added later: their default
-            diff = [k for k, v in self.cfg.to_dict().items()
-                    if k not in RESUMABLE and saved.get(k, defaults[k]) != v]
+            diff = settings_differ(saved, self.cfg)
             if diff and set(diff) <= {"n_epochs", "n_epochs_decay"} and _same_steps_so_far(
                     saved, self.cfg, int(path.name[5:13])):
                 diff = []  # a new length, and every step so far is the same under both schedules
