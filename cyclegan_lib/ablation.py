@@ -81,14 +81,14 @@ def _offdiag_mean(d: np.ndarray, idx: np.ndarray) -> float:
 
 
 def diversity_ratio_ci(inputs: torch.Tensor, outputs: torch.Tensor, n: int = 2000,
-                       seed: int = 0, level: float = 0.95) -> tuple[float, float, float]:
+                       seed: int = 0) -> tuple[float, float, float]:
     """Output / input diversity (:func:`.report.diversity`), bootstrap interval over images."""
     d_in, d_out = pairwise_l1(inputs), pairwise_l1(outputs)
 
     def ratio(idx: np.ndarray) -> float:
         return _offdiag_mean(d_out, idx) / _offdiag_mean(d_in, idx)
 
-    return (ratio(np.arange(len(d_in))), *resample_ci(ratio, len(d_in), n, seed, level))
+    return (ratio(np.arange(len(d_in))), *resample_ci(ratio, len(d_in), n, seed))
 
 
 def ablation_summary(runs_dir: str | Path, data_dir: str | Path,

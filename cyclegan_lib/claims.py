@@ -40,13 +40,9 @@ from .viz import face_inputs, test_images
 __all__ = [
     "bootstrap_ci", "paired_difference", "unpaired_difference", "verdict", "format_effect",
     "STATUSES", "claim_row", "claims_table", "photo_sets", "measure_test_set",
-    "translate_photos", "interval", "eye_size", "block_measures", "qualitative_measures", "DOSE_EVS",
+    "translate_photos", "interval", "eye_size", "block_measures", "qualitative_measures",
     *IMAGE_MEASURES,
 ]
-
-#: The exposures of the dark-faces dose-response (stops from the photo as taken).
-DOSE_EVS = (0, -1, -2, -3)
-
 
 # -- one model on the test selfies ---------------------------------------------------------
 
@@ -305,8 +301,7 @@ def qualitative_measures(run_dir: str | Path, faces_dir: str | Path, n: int | No
     out["rates"] = {g: {**interval(h), "photos": len(h)} for g, h in hits.items()}
     out["angled_vs_frontal"] = _diff(hits["angled"], hits["frontal"], paired=False)
     out["dark_vs_frontal"] = _diff(hits["dark"], hits["frontal"], paired=False)
-    out["dose"] = dose_response(load_generator(run_dir, "AtoB", device), xa, DOSE_EVS,
-                                device=device)
+    out["dose"] = dose_response(load_generator(run_dir, "AtoB", device), xa, device=device)
     shown = cap(sorted(sets["publishable"]))
     sx, sy = translate_photos(run_dir, shown, device)
     skin = skin_lightness_change(sx, sy)

@@ -16,14 +16,14 @@ from PIL import Image
 from .evaluate import translate_batch
 from .faces import detection_hits, human_cascade_path
 from .paths import anime_cascade
-from .stats import bootstrap_ci, paired_difference, verdict
+from .stats import bootstrap_ci, paired_difference, resample_ci, verdict
 
 __all__ = IMAGE_MEASURES = [
     "as_images", "srgb_to_linear", "linear_to_srgb", "grey", "lightness", "gaussian_blur",
     "ssim", "structure_kept", "region", "dark_share", "turned_dark", "exposure",
-    "skin_lightness_change", "pair_distances", "consistency", "change_correlation",
-    "detector_hits", "dose_response", "FACE_REGION", "LOWER_FACE", "SKIN_REGION",
-    "DARK_THRESHOLD", "COMMON_SIZE",
+    "skin_lightness_change", "consistency", "change_correlation", "detector_hits",
+    "dose_response", "DOSE_EVS", "FACE_REGION", "LOWER_FACE", "SKIN_REGION", "DARK_THRESHOLD",
+    "COMMON_SIZE",
 ]
 
 # Regions (top, bottom, left, right) as fractions of a face crop framed like selfie2anime
@@ -35,6 +35,8 @@ SKIN_REGION = (0.42, 0.60, 0.30, 0.70)   # cheeks and nose, between the eyes and
 DARK_THRESHOLD = 0.25
 #: Images are compared at this size (the cpu/book profiles' resolution).
 COMMON_SIZE = 64
+#: The exposures of the dark-faces dose-response (stops from the photo as taken).
+DOSE_EVS = (0, -1, -2, -3)
 
 
 def as_images(images: Any, size: int | None = None) -> torch.Tensor:
@@ -180,57 +182,39 @@ def exposure(images: Any, ev: float) -> Any:
 
 def skin_lightness_change(inputs: Any, outputs: Any,
                           box: tuple[float, float, float, float] = SKIN_REGION,
-                          size: int = COMMON_SIZE, reduce: str = "median") -> np.ndarray:
+                          size: int = COMMON_SIZE) -> np.ndarray:
     """Per image, output minus input skin lightness (CIE L*) over cheeks and nose.
 
-    The region's median by default, so a stray anime eye or hair strand does not decide it.
+    The region's median, so a stray anime eye or hair strand does not decide it.
     """
     def level(images: Any) -> torch.Tensor:
-        v = region(lightness(images, size), box).flatten(1)
-        return v.median(1).values if reduce == "median" else v.mean(1)
+        return region(lightness(images, size), box).flatten(1).median(1).values
 
     return (level(outputs) - level(inputs)).double().numpy()
 
 
-def pair_distances(a: Any, b: Any, distance: str = "ssim", size: int = COMMON_SIZE,
-                   blur: float = 1.0) -> np.ndarray:
-    """``[N, M]`` distances between blurred grey images of ``a`` and ``b``: ``"ssim"`` is
-    1 - SSIM, ``"l2"`` the root mean square difference.
-    """
-    ga = gaussian_blur(grey(a, size), blur)
-    gb = gaussian_blur(grey(b, size), blur)
-    if distance == "l2":
-        return torch.cdist(ga.flatten(1), gb.flatten(1)).div(ga[0].numel() ** 0.5).double().numpy()
-    if distance != "ssim":
-        raise ValueError("distance: 'ssim' or 'l2'")
-    n, m = len(ga), len(gb)
-    s = ssim(ga.repeat_interleave(m, 0), gb.repeat(n, 1, 1, 1))
-    return 1.0 - s.reshape(n, m)
-
-
-def consistency(out_a: Any, out_b: Any, distance: str = "ssim", size: int = COMMON_SIZE,
-                blur: float = 1.0, n: int = 2000, seed: int = 0) -> dict[str, float]:
+def consistency(out_a: Any, out_b: Any, size: int = COMMON_SIZE, blur: float = 1.0,
+                n: int = 2000, seed: int = 0) -> dict[str, float]:
     """Is one person translated alike in two photos (``out_a[i]``, ``out_b[i]``)?
 
-    ``ratio``: mean distance of a person's two outputs over that of two different people's,
-    with a bootstrap interval over people (``low``, ``high``); below 1 means identity is kept.
+    Distance: 1 - SSIM of the blurred grey images.  ``ratio``: mean distance of a person's two
+    outputs over that of two different people's, with a bootstrap interval over people
+    (``low``, ``high``); below 1 means identity is kept.
     """
-    d = pair_distances(out_a, out_b, distance, size, blur)
-    m = len(d)
+    ga, gb = gaussian_blur(grey(out_a, size), blur), gaussian_blur(grey(out_b, size), blur)
+    m = len(ga)
     if m < 2:
         raise ValueError("consistency needs at least two people")
+    d = 1.0 - ssim(ga.repeat_interleave(m, 0), gb.repeat(m, 1, 1, 1)).reshape(m, m)
 
     def ratio(idx: np.ndarray) -> float:
         sub = d[np.ix_(idx, idx)]
         other = idx[:, None] != idx[None, :]
         return float(np.diag(sub).mean() / sub[other].mean()) if other.any() else np.nan
 
-    full = np.arange(m)
-    rng = np.random.default_rng(seed)
-    boots = [ratio(rng.integers(0, m, m)) for _ in range(n)]
-    lo, hi = np.nanquantile(boots, [0.025, 0.975])
+    lo, hi = resample_ci(ratio, m, n, seed)
     return {"same": float(np.diag(d).mean()), "different": float(d[~np.eye(m, dtype=bool)].mean()),
-            "ratio": ratio(full), "low": float(lo), "high": float(hi), "people": m}
+            "ratio": ratio(np.arange(m)), "low": lo, "high": hi, "people": m}
 
 
 def change_correlation(in_a: Any, in_b: Any, out_a: Any, out_b: Any, size: int = COMMON_SIZE,
@@ -266,7 +250,7 @@ def detector_hits(images: Any, cascade: str | Path = "anime") -> np.ndarray:
 
 
 @torch.no_grad()
-def dose_response(generator: torch.nn.Module, images: Any, evs: Sequence[float] = (0, -1, -2, -3),
+def dose_response(generator: torch.nn.Module, images: Any, evs: Sequence[float] = DOSE_EVS,
                   size: int | None = None, device: str = "cpu", cascade: str | Path = "anime",
                   n: int = 2000, seed: int = 0) -> list[dict[str, Any]]:
     """The dark-faces test as a dose-response: the same photos at each exposure in ``evs``.

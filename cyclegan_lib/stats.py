@@ -10,15 +10,14 @@ __all__ = ["bootstrap_ci", "resample_ci", "paired_difference", "unpaired_differe
            "format_effect"]
 
 
-def _quantiles(boots: Sequence[float], level: float) -> tuple[float, float]:
-    lo, hi = np.nanquantile(np.asarray(boots, dtype=float), [(1 - level) / 2,
-                                                              1 - (1 - level) / 2])
+def _quantiles(boots: Sequence[float]) -> tuple[float, float]:
+    lo, hi = np.nanquantile(np.asarray(boots, dtype=float), [0.025, 0.975])
     return float(lo), float(hi)
 
 
 def bootstrap_ci(values: Any, statistic: Callable[..., float] | None = None, n: int = 2000,
-                 seed: int = 0, level: float = 0.95) -> tuple[float, float, float]:
-    """``(estimate, low, high)``: a statistic and its percentile bootstrap interval.
+                 seed: int = 0) -> tuple[float, float, float]:
+    """``(estimate, low, high)``: a statistic and its 95% percentile bootstrap interval.
 
     ``values`` is one array of per-image numbers, or a tuple of arrays of equal
     length (paired: the same images, resampled together) passed to
@@ -31,36 +30,33 @@ def bootstrap_ci(values: Any, statistic: Callable[..., float] | None = None, n: 
         raise ValueError("bootstrap_ci: empty input or arrays of different lengths")
     stat = statistic or (lambda *a: float(np.mean(a[0])))
     return (float(stat(*arrays)),
-            *resample_ci(lambda idx: stat(*(a[idx] for a in arrays)), m, n, seed, level))
+            *resample_ci(lambda idx: stat(*(a[idx] for a in arrays)), m, n, seed))
 
 
-def resample_ci(statistic: Callable[[np.ndarray], float], m: int, n: int = 2000, seed: int = 0,
-                level: float = 0.95) -> tuple[float, float]:
-    """Percentile interval of ``statistic(idx)`` over ``n`` resamplings of ``m`` item indices."""
+def resample_ci(statistic: Callable[[np.ndarray], float], m: int, n: int = 2000, seed: int = 0
+                ) -> tuple[float, float]:
+    """95% percentile interval of ``statistic(idx)`` over ``n`` resamplings of ``m`` indices."""
     rng = np.random.default_rng(seed)
-    return _quantiles([statistic(rng.integers(0, m, m)) for _ in range(n)], level)
+    return _quantiles([statistic(rng.integers(0, m, m)) for _ in range(n)])
 
 
-def paired_difference(a: Any, b: Any, n: int = 2000, seed: int = 0, level: float = 0.95,
-                      statistic: Callable[[np.ndarray], float] = np.mean
-                      ) -> tuple[float, float, float]:
-    """``statistic(a) - statistic(b)`` over the SAME images (e.g. two models' detector hits on
-    one test set), with a paired bootstrap interval: images are resampled once for both."""
-    return bootstrap_ci((a, b), lambda x, y: float(statistic(x) - statistic(y)), n, seed, level)
+def paired_difference(a: Any, b: Any, n: int = 2000, seed: int = 0) -> tuple[float, float, float]:
+    """``mean(a) - mean(b)`` over the SAME images (e.g. two models' detector hits on one test
+    set), with a paired bootstrap interval: images are resampled once for both."""
+    return bootstrap_ci((a, b), lambda x, y: float(np.mean(x) - np.mean(y)), n, seed)
 
 
-def unpaired_difference(a: Any, b: Any, n: int = 2000, seed: int = 0, level: float = 0.95,
-                        statistic: Callable[[np.ndarray], float] = np.mean
+def unpaired_difference(a: Any, b: Any, n: int = 2000, seed: int = 0
                         ) -> tuple[float, float, float]:
-    """``statistic(a) - statistic(b)`` for two different sets of images (angled vs frontal
-    photos), each resampled on its own."""
+    """``mean(a) - mean(b)`` for two different sets of images (angled vs frontal photos), each
+    resampled on its own."""
     a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
     if not len(a) or not len(b):
         raise ValueError("unpaired_difference: empty input")
     rng = np.random.default_rng(seed)
-    boots = [statistic(a[rng.integers(0, len(a), len(a))])
-             - statistic(b[rng.integers(0, len(b), len(b))]) for _ in range(n)]
-    return (float(statistic(a) - statistic(b)), *_quantiles(boots, level))
+    boots = [np.mean(a[rng.integers(0, len(a), len(a))])
+             - np.mean(b[rng.integers(0, len(b), len(b))]) for _ in range(n)]
+    return (float(np.mean(a) - np.mean(b)), *_quantiles(boots))
 
 
 def verdict(low: float, high: float, words: tuple[str, str, str] = (
