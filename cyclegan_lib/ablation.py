@@ -17,14 +17,15 @@ import torch
 
 from .claims import measure_test_set
 from .config import ABLATIONS, PATCH_SHARES, ConfigError, TrainConfig, config_with, make_config
+from .evaluate import pairwise_l1
 from .paths import anime_cascade as anime_cascade_path
 from .report import loss_summary, run_info
-from .stats import bootstrap_ci, format_effect, paired_difference, resample_ci, verdict
+from .stats import bootstrap_ci, format_effect, paired_difference, pairs_mean, resample_ci, verdict
 from .tables import markdown_table
 
 __all__ = ["ablation_config", "ablation_args", "ablation_baseline", "ablation_summary",
-           "ablation_table", "save_ablation", "load_ablation",
-           "pairwise_l1", "diversity_ratio_ci", "ABLATION_TAIL_STEPS"]
+           "ablation_table", "save_ablation", "load_ablation", "diversity_ratio_ci",
+           "ABLATION_TAIL_STEPS"]
 
 #: ``{name: (base preset, overrides)}``: config.ABLATIONS, or config.PATCH_SHARES (chapter 4).
 Variants = Mapping[str, tuple[str, Mapping[str, Any]]]
@@ -68,25 +69,13 @@ def ablation_baseline(name: str, variants: Variants = ABLATIONS) -> str:
 
 # -- measurements ---------------------------------------------------------------------------
 
-def pairwise_l1(images: torch.Tensor) -> np.ndarray:
-    """``[N, N]`` mean absolute differences between images (the terms of report.diversity)."""
-    x = images.detach().float().flatten(1)
-    return torch.cdist(x, x, p=1).div(x.shape[1]).numpy()
-
-
-def _offdiag_mean(d: np.ndarray, idx: np.ndarray) -> float:
-    sub = d[np.ix_(idx, idx)]
-    mask = idx[:, None] != idx[None, :]
-    return float(sub[mask].mean()) if mask.any() else float("nan")
-
-
 def diversity_ratio_ci(inputs: torch.Tensor, outputs: torch.Tensor, n: int = 2000,
                        seed: int = 0) -> tuple[float, float, float]:
     """Output / input diversity (:func:`.report.diversity`), bootstrap interval over images."""
     d_in, d_out = pairwise_l1(inputs), pairwise_l1(outputs)
 
     def ratio(idx: np.ndarray) -> float:
-        return _offdiag_mean(d_out, idx) / _offdiag_mean(d_in, idx)
+        return pairs_mean(d_out, idx) / pairs_mean(d_in, idx)
 
     return (ratio(np.arange(len(d_in))), *resample_ci(ratio, len(d_in), n, seed))
 

@@ -16,7 +16,7 @@ from PIL import Image
 from .evaluate import translate_batch
 from .faces import detection_hits, human_cascade_path
 from .paths import anime_cascade
-from .stats import bootstrap_ci, paired_difference, resample_ci, verdict
+from .stats import bootstrap_ci, paired_difference, pairs_mean, resample_ci, verdict
 
 __all__ = IMAGE_MEASURES = [
     "as_images", "srgb_to_linear", "linear_to_srgb", "grey", "lightness", "gaussian_blur",
@@ -208,9 +208,7 @@ def consistency(out_a: Any, out_b: Any, size: int = COMMON_SIZE, blur: float = 1
     d = 1.0 - ssim(ga.repeat_interleave(m, 0), gb.repeat(m, 1, 1, 1)).reshape(m, m)
 
     def ratio(idx: np.ndarray) -> float:
-        sub = d[np.ix_(idx, idx)]
-        other = idx[:, None] != idx[None, :]
-        return float(np.diag(sub).mean() / sub[other].mean()) if other.any() else np.nan
+        return float(np.diag(d)[idx].mean()) / pairs_mean(d, idx)
 
     lo, hi = resample_ci(ratio, m, n, seed)
     return {"same": float(np.diag(d).mean()), "different": float(d[~np.eye(m, dtype=bool)].mean()),

@@ -30,7 +30,7 @@ from .tables import MISSING, fixed, lookup, markdown_table
 __all__ = [
     "evaluate_run", "load_or_evaluate", "metrics_table", "metrics_rows", "detector_table",
     "fidelity_scores", "image_features", "kid_fid", "resolve_inception_weights",
-    "translate_batch", "l1", "diversity", "check_inception_weights", "SET_NAMES",
+    "translate_batch", "l1", "pairwise_l1", "diversity", "check_inception_weights", "SET_NAMES",
     "PUBLISHED_KID_X100", "INCEPTION", "EVAL_VERSION", "METRIC_PATHS", "metric", "COLUMNS",
 ]
 
@@ -60,14 +60,16 @@ def translate_batch(generator: torch.nn.Module, images: torch.Tensor, device: st
     return torch.cat(out)
 
 
-def diversity(images: "Any") -> float:
-    """Mean L1 distance between all pairs of a [-1, 1] batch: near 0 when a generator collapses."""
+def pairwise_l1(images: torch.Tensor) -> Any:
+    """``[N, N]`` mean absolute differences between the images of a batch (numpy)."""
     x = images.detach().float().flatten(1)
-    n = x.shape[0]
-    if n < 2:
-        return float("nan")
-    d = (x[:, None, :] - x[None, :, :]).abs().mean(-1)
-    return float(d.sum() / (n * (n - 1)))
+    return torch.cdist(x, x, p=1).div(x.shape[1]).numpy()
+
+
+def diversity(images: torch.Tensor) -> float:
+    """Mean L1 distance between all pairs of a [-1, 1] batch: near 0 when a generator collapses."""
+    d = pairwise_l1(images)
+    return float(d.sum() / (len(d) * (len(d) - 1))) if len(d) > 1 else float("nan")
 
 
 def l1(a: torch.Tensor, b: torch.Tensor) -> float:

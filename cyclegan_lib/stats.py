@@ -6,8 +6,8 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-__all__ = ["bootstrap_ci", "resample_ci", "paired_difference", "unpaired_difference", "verdict",
-           "format_effect"]
+__all__ = ["bootstrap_ci", "resample_ci", "pairs_mean", "paired_difference",
+           "unpaired_difference", "verdict", "format_effect"]
 
 
 def _quantiles(boots: Sequence[float]) -> tuple[float, float]:
@@ -38,6 +38,12 @@ def resample_ci(statistic: Callable[[np.ndarray], float], m: int, n: int = 2000,
     """95% percentile interval of ``statistic(idx)`` over ``n`` resamplings of ``m`` indices."""
     rng = np.random.default_rng(seed)
     return _quantiles([statistic(rng.integers(0, m, m)) for _ in range(n)])
+
+
+def pairs_mean(d: np.ndarray, idx: np.ndarray) -> float:
+    """Mean of ``d[i, j]`` over pairs of different items of the resample ``idx`` (NaN if none)."""
+    sub, other = d[np.ix_(idx, idx)], idx[:, None] != idx[None, :]
+    return float(sub[other].mean()) if other.any() else float("nan")
 
 
 def paired_difference(a: Any, b: Any, n: int = 2000, seed: int = 0) -> tuple[float, float, float]:
