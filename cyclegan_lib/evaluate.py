@@ -21,15 +21,15 @@ from .data import load_domain
 from .errors import DataError
 from .faces import (DETECT_MIN_SIZE, DETECT_SIZE, MIN_NEIGHBORS, SCALE_FACTOR, detection_rate,
                     human_cascade_path)
-from .fidelity import (INCEPTION, check_inception_weights, fidelity_scores, image_features,
-                       kid_fid, resolve_inception_weights)
+from .fidelity import (INCEPTION, check_inception_weights, image_features, kid_fid,
+                       resolve_inception_weights)
 from .models import count_parameters
 from .runs import checkpoint_path, generator_for, load_checkpoint_config, run_info
 from .tables import MISSING, fixed, lookup, markdown_table
 
 __all__ = [
     "evaluate_run", "load_or_evaluate", "metrics_table", "metrics_rows", "detector_table",
-    "fidelity_scores", "image_features", "kid_fid", "resolve_inception_weights",
+    "image_features", "kid_fid", "resolve_inception_weights",
     "translate_batch", "l1", "pairwise_l1", "diversity", "check_inception_weights", "SET_NAMES",
     "PUBLISHED_KID_X100", "INCEPTION", "EVAL_VERSION", "METRIC_PATHS", "metric", "COLUMNS",
 ]

@@ -25,7 +25,7 @@ from .checkpoint import safe_load
 from .errors import CheckpointError
 
 __all__ = ["INCEPTION", "KID_SUBSETS", "KID_SUBSET_SIZE", "resolve_inception_weights",
-           "check_inception_weights", "image_features", "kid_fid", "fidelity_scores"]
+           "check_inception_weights", "image_features", "kid_fid"]
 
 INCEPTION = "inception-v3-compat"   # torch-fidelity's TF-compatible InceptionV3 (FID/KID standard)
 KID_SUBSETS = 100                    # torch-fidelity's default
@@ -130,12 +130,3 @@ def kid_fid(fake: torch.Tensor, real: torch.Tensor, kid_subsets: int = KID_SUBSE
             "kid_x100_std": 100 * kid[torch_fidelity.KEY_METRIC_KID_STD],
             "fid": fid[torch_fidelity.KEY_METRIC_FID], "kid_subset_size": subset,
             "kid_subsets": kid_subsets}
-
-
-def fidelity_scores(fake: torch.Tensor, real: torch.Tensor, weights: str | None = None,
-                    feature_extractor: str = INCEPTION, device: str | torch.device = "cpu",
-                    kid_subsets: int = KID_SUBSETS, seed: int = 2020) -> dict[str, float]:
-    """KID x100 and FID between two uint8 image sets: :func:`image_features` + :func:`kid_fid`."""
-    f_fake = image_features(fake, weights, feature_extractor, device)
-    f_real = image_features(real, weights, feature_extractor, device)
-    return kid_fid(f_fake, f_real, kid_subsets, seed)
