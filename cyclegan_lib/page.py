@@ -62,12 +62,17 @@ def source_of(obj: Any) -> tuple[str, str, int, int]:
     return textwrap.dedent("".join(lines)).rstrip() + "\n", shown, first, first + len(lines) - 1
 
 
-def _caption(obj: Any, file: str, first: int, last: int) -> str:
+def _shown(obj: Any, grep: str | None) -> tuple[str, str]:
+    """The code to show (all of it, or the lines with ``grep``) and its caption."""
+    code, file, first, last = source_of(obj)
     target = resolve(obj)
     name = getattr(target, "__qualname__", None) or getattr(getattr(target, "fget", None),
                                                                "__qualname__", str(obj))
     module = getattr(_unwrap(target), "__module__", "")
-    return f"{module}.{name} ({file}, lines {first}-{last})"
+    caption = f"{module}.{name} ({file}, lines {first}-{last})"
+    if grep is None:
+        return code, caption
+    return grep_source(obj, grep), f"{caption}: the lines that contain {grep}"
 
 
 def grep_source(obj: Any, text: str) -> str:
@@ -88,21 +93,12 @@ def grep_source(obj: Any, text: str) -> str:
     return "\n".join(out) + "\n"
 
 
-def source_html(obj: Any, lines: slice | None = None, grep: str | None = None) -> str:
-    """The highlighted source of ``obj`` as a self-contained HTML block with a caption.
-
-    ``lines`` slices the source lines; ``grep`` keeps the lines containing a text.
-    """
-    code, file, first, last = source_of(obj)
-    if lines is not None:
-        code = "".join(code.splitlines(keepends=True)[lines])
-    if grep is not None:
-        code = grep_source(obj, grep)
+def source_html(obj: Any, grep: str | None = None) -> str:
+    """The highlighted source of ``obj`` (``grep``: only the lines containing a text) as a
+    self-contained HTML block with a caption."""
+    code, caption = _shown(obj, grep)
     body = highlight(code, PythonLexer(), HtmlFormatter(noclasses=True, style="friendly",
                                                         nobackground=True))
-    caption = _caption(obj, file, first, last)
-    if grep is not None:
-        caption += f": the lines that contain {grep}"
     caption = html.escape(caption)
     return ('<div class="library-source" style="border-left:3px solid #6a9fb5;'
             'padding:0 0 0 0.6em;margin:0.4em 0;overflow-x:auto;font-size:0.85em">'
@@ -118,16 +114,13 @@ def display_html(markup: str, plain: str) -> None:
     display({"text/html": markup, "text/plain": plain}, raw=True)
 
 
-def show_source(*objs: Any, lines: slice | None = None, grep: str | None = None) -> None:
+def show_source(*objs: Any, grep: str | None = None) -> None:
     """Show the live source of library objects, highlighted (``grep``: only matching lines)."""
-    blocks, plain = [], []
+    plain = []
     for obj in objs:
-        blocks.append(source_html(obj, lines, grep))
-        code, file, first, last = source_of(obj)
-        if grep is not None:
-            code = grep_source(obj, grep)
-        plain.append(f"# {_caption(obj, file, first, last)}\n{code}")
-    display_html("".join(blocks), "\n".join(plain))
+        code, caption = _shown(obj, grep)
+        plain.append(f"# {caption}\n{code}")
+    display_html("".join(source_html(obj, grep) for obj in objs), "\n".join(plain))
 
 
 def glue(name: str, value: Any, fmt: str | Callable[[Any], str] | None = None) -> Any:
