@@ -158,10 +158,10 @@ def _as_images(images: torch.Tensor | Sequence[Image.Image]) -> Iterable[Image.I
         yield from images
 
 
-def detection_hits(images: torch.Tensor | Sequence[Image.Image], cascade_path: str | Path,
-                   detect_size: int = DETECT_SIZE, min_size: int = DETECT_MIN_SIZE) -> list[bool]:
+def detection_hits(images: torch.Tensor | Sequence[Image.Image], cascade_path: str | Path
+                   ) -> list[bool]:
     """Per image, whether a cascade finds at least one face (kept per image for paired
-    bootstraps); see :func:`detection_rate`.
+    bootstraps), at the calibrated :data:`DETECT_SIZE` and :data:`DETECT_MIN_SIZE`.
     """
     path = str(cascade_path)
     _cascade(path)  # fail on a bad cascade before any work
@@ -169,21 +169,21 @@ def detection_hits(images: torch.Tensor | Sequence[Image.Image], cascade_path: s
     for image in _as_images(images):
         image = image.convert("L")
         side = min(image.size)
-        if side < detect_size:
-            scale = detect_size / side
+        if side < DETECT_SIZE:
+            scale = DETECT_SIZE / side
             image = image.resize((round(image.width * scale), round(image.height * scale)),
                                  Image.BICUBIC)
-            ms = min_size
+            ms = DETECT_MIN_SIZE
         else:
-            ms = max(1, round(min_size * side / detect_size))
+            ms = max(1, round(DETECT_MIN_SIZE * side / DETECT_SIZE))
         hits.append(bool(_detect(_grey(image), path, ms)))
     return hits
 
 
-def detection_rate(images: torch.Tensor | Sequence[Image.Image], cascade_path: str | Path,
-                   detect_size: int = DETECT_SIZE, min_size: int = DETECT_MIN_SIZE) -> float:
+def detection_rate(images: torch.Tensor | Sequence[Image.Image], cascade_path: str | Path
+                   ) -> float:
     """Fraction of images in which a cascade finds at least one face."""
-    hits = detection_hits(images, cascade_path, detect_size, min_size)
+    hits = detection_hits(images, cascade_path)
     if not hits:
         raise ValueError("detection_rate: no images given")
     return sum(hits) / len(hits)

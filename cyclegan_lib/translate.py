@@ -14,7 +14,7 @@ import torch
 from PIL import Image, ImageOps
 
 from .data import IMAGE_EXTENSIONS, open_rgb, to_image, to_tensor
-from .faces import FACE_MARGIN, center_square, crop_face
+from .faces import center_square, crop_face
 from .runs import generator_for, image_size
 
 __all__ = ["Translation", "translate_image", "translate_paths", "translate_upload",
@@ -58,11 +58,10 @@ def open_photo(path: str | Path) -> Image.Image:
         return image
 
 
-def face_crop_or_square(image: Image.Image, fallback: bool = True, margin: float | None = None
+def face_crop_or_square(image: Image.Image, fallback: bool = True
                         ) -> tuple[Image.Image | None, bool]:
     """``(network input, face found)``: the face crop, else the centre square (or None)."""
-    crop, box = crop_face(image, margin=FACE_MARGIN if margin is None else margin,
-                          fallback=fallback)
+    crop, box = crop_face(image, fallback=fallback)
     return crop, box is not None
 
 
@@ -96,8 +95,7 @@ def _expand(inputs: list[str | Path]) -> list[tuple[Path, Path]]:
 
 def translate_paths(checkpoint: str | Path, inputs: list[str | Path], out_dir: str | Path,
                     direction: str = "AtoB", size: int | None = None, crop_face: bool = False,
-                    fallback: bool = True, device: str = "cpu", margin: float | None = None
-                    ) -> list[Translation]:
+                    fallback: bool = True, device: str = "cpu") -> list[Translation]:
     """Translate every image in ``inputs`` (files, or folders searched recursively) into ``out_dir``."""
     files = _expand(inputs)
     if not files:
@@ -116,7 +114,7 @@ def translate_paths(checkpoint: str | Path, inputs: list[str | Path], out_dir: s
             results.append(result)
             continue
         if crop_face:
-            crop, found = face_crop_or_square(image, fallback, margin)
+            crop, found = face_crop_or_square(image, fallback)
             result.face_found = found
             if crop is None:
                 result.note = "no face found: skipped (--no-crop-fallback)"
@@ -141,13 +139,13 @@ def translate_paths(checkpoint: str | Path, inputs: list[str | Path], out_dir: s
     return results
 
 
-def translate_upload(checkpoint: str | Path, image_bytes: bytes, direction: str = "AtoB",
-                     crop_face: bool = True, size: int | None = None, device: str = "cpu"
-                     ) -> tuple[Image.Image, Image.Image, bool]:
-    """Translate an uploaded photo (the bytes of a FileUpload widget): ``(crop, anime, found)``."""
+def translate_upload(checkpoint: str | Path, image_bytes: bytes, size: int | None = None,
+                     device: str = "cpu") -> tuple[Image.Image, Image.Image, bool]:
+    """Translate an uploaded photo (the bytes of a FileUpload widget) to anime:
+    ``(face crop or centre square, anime, face found)``."""
     if not image_bytes:
         raise ValueError("uploaded file is empty")
-    generator, run_size = generator_for(checkpoint, direction, device), image_size(checkpoint)
+    generator, run_size = generator_for(checkpoint, "AtoB", device), image_size(checkpoint)
     # open_rgb reads files (its conversions and error messages are the ones of the data pipeline)
     fd, tmp = tempfile.mkstemp(suffix=".upload")
     try:
@@ -159,9 +157,6 @@ def translate_upload(checkpoint: str | Path, image_bytes: bytes, direction: str 
             raise ValueError(f"uploaded file: {exc}") from None
     finally:
         os.unlink(tmp)
-    if crop_face:
-        crop, found = face_crop_or_square(image, fallback=True)
-    else:
-        crop, found = center_square(image), False
+    crop, found = face_crop_or_square(image, fallback=True)
     assert crop is not None
     return crop, translate_image(generator, crop, size or run_size, device), found

@@ -90,12 +90,11 @@ def block_slider(run_dirs: Mapping[int, str | Path], images: torch.Tensor,
 class PhotoUpload:
     """Upload a photo, find the face, translate it with a run's generator, show the result."""
 
-    def __init__(self, checkpoint: str | Path, device: str = "cpu", size: int | None = None,
-                 display_size: int = 256) -> None:
+    def __init__(self, checkpoint: str | Path, device: str = "cpu", size: int | None = None
+                 ) -> None:
         self.checkpoint = Path(checkpoint)
         self.device = device
         self.size = size
-        self.display_size = display_size
         self.upload = w.FileUpload(accept="image/*", multiple=False,
                                    description="your photo")
         self.status = w.HTML("Upload a photo with a face (needs a running kernel: Colab or "
@@ -113,7 +112,7 @@ class PhotoUpload:
         crop, anime, found = translate_upload(self.checkpoint, data, size=self.size,
                                               device=self.device)
         note = f"{name}: " + ("face found" if found else "no face found, used the centre square")
-        return side_by_side(crop, anime, self.display_size), note
+        return side_by_side(crop, anime), note
 
     def _on_upload(self, change: dict) -> None:
         files = change.get("new") or ()
