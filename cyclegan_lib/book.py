@@ -37,7 +37,7 @@ __all__ = [
     "ensure_run", "ensure_runs", "profile_config", "markdown_to_html", "show_markdown",
     "scan_overview", "folder_overview", "diversity_ratio",
     "inception_weights", "run_metrics", "show_metrics", "face_photos", "consistency_pairs",
-    "read_manifest", "photo_labels", "ANIME_CASCADE_URL",
+    "photo_labels", "ANIME_CASCADE_URL",
     "SELFIE2ANIME_HELP", "SMOKE_EVAL_IMAGES",
 ]
 
@@ -303,14 +303,9 @@ def consistency_pairs(ctx: ChapterContext) -> list[tuple[Path, Path]]:
             if s.endswith("_a") and s[:-2] + "_b" in photos]
 
 
-def read_manifest(ctx: ChapterContext) -> list[dict[str, str]]:
-    """``MANIFEST.csv`` of the faces folder: file, category, source, licence, notes."""
-    return manifest_rows(ctx.faces_dir)
-
-
 def photo_labels(ctx: ChapterContext, photos: Sequence[Path]) -> list[str]:
     """Row labels for photos: the file stem, marked "(synthetic)" where the manifest says so."""
-    manifest = {row["file"]: row for row in read_manifest(ctx)}
+    manifest = {row["file"]: row for row in manifest_rows(ctx.faces_dir)}
     labels = []
     for p in photos:
         row = manifest.get(f"{p.parent.name}/{p.name}", {})

@@ -25,12 +25,13 @@ import torch
 from PIL import Image
 from torchvision.transforms.functional import to_pil_image
 
-from .book import consistency_pairs, face_photos, read_manifest
+from .book import consistency_pairs, face_photos
 from .claims_images import *  # noqa: F401,F403 - re-exported measurements
 from .claims_images import (IMAGE_MEASURES, as_images, change_correlation, consistency,
                              dark_share, detector_hits, dose_response, skin_lightness_change)
 from .evaluate import translate_batch
 from .faces import detect_boxes
+from .photos import manifest_rows, publishable_files
 from .runs import load_generator, run_info
 from .stats import (bootstrap_ci, format_effect, paired_difference,  # noqa: F401 (re-exported)
                     unpaired_difference, verdict)
@@ -125,7 +126,7 @@ def photo_sets(faces_dir: str | Path) -> dict[str, Any]:
     ``synthetic_dark`` (``{darkened photo: its pool original}`` for the photos darkened by
     -3 EV); ``frontal`` (the London neutral photos: frontal studio faces, the reference
     for the angled test); ``publishable`` (set of paths that may be shown).
-    Reuses :func:`cyclegan_lib.book.face_photos`, ``consistency_pairs`` and ``read_manifest``.
+    Reuses :func:`cyclegan_lib.book.face_photos` and ``consistency_pairs``.
     """
 
     faces_dir = Path(faces_dir)
@@ -139,11 +140,9 @@ def photo_sets(faces_dir: str | Path) -> dict[str, Any]:
                           and n.endswith("_neutral.jpg") and n.replace("_neutral", "_smiling")
                           in pool]
     out["frontal"] = [a for a, _ in out["smile_pairs"]]
-    manifest = read_manifest(ctx)
-    out["publishable"] = {faces_dir / r["file"] for r in manifest
-                          if r.get("publishable", "").strip().lower() == "yes"}
+    out["publishable"] = {faces_dir / f for f in publishable_files(faces_dir)}
     same, synthetic = [], {}
-    for r in manifest:
+    for r in manifest_rows(faces_dir):
         path, notes = faces_dir / r["file"], r.get("notes", "")
         if (m := _SAME_AS.search(notes)) and (faces_dir / f"{m.group(1)}_neutral.jpg").is_file():
             twin = faces_dir / f"{m.group(1)}_neutral.jpg"
