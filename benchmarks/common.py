@@ -20,7 +20,7 @@ from pathlib import Path
 
 import torch
 
-from cyclegan_lib.trainer import cpu_has_native_bf16
+from cyclegan_lib.precision import cpu_has_native_bf16
 
 IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".bmp", ".webp"}
 

@@ -34,8 +34,9 @@ sys.path.insert(0, str(HERE))
 from common import data_dir, emit, machine  # noqa: E402
 
 from cyclegan_lib.config import PROFILES, make_config  # noqa: E402
+from cyclegan_lib.cyclegan import resolve_device  # noqa: E402
 from cyclegan_lib.precision import resolve_amp  # noqa: E402
-from cyclegan_lib.trainer import Trainer, resolve_device  # noqa: E402
+from cyclegan_lib.trainer import Trainer  # noqa: E402
 
 
 def plan(args) -> dict:

@@ -34,7 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import emit, machine, other_load, peak_memory, summarize, sync  # noqa: E402
 
 from cyclegan_lib.models import ResnetGenerator, init_weights  # noqa: E402
-from cyclegan_lib.trainer import use_bf16  # noqa: E402
+from cyclegan_lib.precision import use_bf16  # noqa: E402
 
 
 def time_calls(fn, x: torch.Tensor, device: torch.device, repeats: int, warmup: int

@@ -31,7 +31,7 @@ from common import ReferenceLoader, data_dir, emit, machine, other_load, peak_me
 
 from cyclegan_lib.config import make_config  # noqa: E402
 from cyclegan_lib.data import EpochPlan, load_unpaired, make_batch  # noqa: E402
-from cyclegan_lib.trainer import resolve_device  # noqa: E402
+from cyclegan_lib.cyclegan import resolve_device  # noqa: E402
 
 
 def fast_loader_rate(data, cfg, device: torch.device, batches: int, repeats: int,

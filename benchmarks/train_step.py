@@ -52,9 +52,10 @@ from common import (ReferenceLoader, data_dir, emit, machine, other_load, peak_m
                     summarize, sync)
 
 from cyclegan_lib.config import make_config  # noqa: E402
+from cyclegan_lib.cyclegan import resolve_device  # noqa: E402
 from cyclegan_lib.data import (DomainImages, EpochPlan, ScanReport, UnpairedData,  # noqa: E402
                                load_unpaired, make_batch)
-from cyclegan_lib.trainer import Trainer, resolve_device  # noqa: E402
+from cyclegan_lib.trainer import Trainer  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 from reference_step import reference_optimize  # noqa: E402  the official step, the tests' oracle

@@ -18,10 +18,10 @@ from .config import TrainConfig
 from .errors import ConfigError
 from .losses import adversarial_loss, cycle_loss, identity_loss
 from .models import PatchDiscriminator, ResnetGenerator, init_weights, random_patches
-from .precision import Precision, cpu_has_native_bf16, use_bf16  # noqa: F401 (re-exported)
+from .precision import Precision
 
-__all__ = ["LOSS_NAMES", "NETWORKS", "CycleGAN", "lr_factor", "resolve_device", "use_bf16",
-           "cpu_has_native_bf16", "set_requires_grad"]
+__all__ = ["LOSS_NAMES", "NETWORKS", "CycleGAN", "lr_factor", "resolve_device",
+           "set_requires_grad"]
 
 LOSS_NAMES = ("G_AB", "G_BA", "cycle_A", "cycle_B", "idt_A", "idt_B", "D_A", "D_B")
 NETWORKS = ("G_AB", "G_BA", "D_A", "D_B")

@@ -22,17 +22,13 @@ from .checkpoint import (CHECKPOINT_FORMAT, atomic_save, capture_rng, checkpoint
                          latest_checkpoint, list_checkpoints, prune_checkpoints, restore_rng,
                          safe_load)
 from .config import TrainConfig, settings_differ
-from .cyclegan import (LOSS_NAMES, CycleGAN, cpu_has_native_bf16, lr_factor, resolve_device,
-                       use_bf16)
+from .cyclegan import LOSS_NAMES, CycleGAN, lr_factor, resolve_device
 from .data import EpochPlan, UnpairedData, load_domain, load_unpaired, make_batch
 from .errors import CheckpointError, TrainingError
 from .models import count_parameters
 from .runs import SAMPLE_PADDING, find_run, load_checkpoint_config
 
-__all__ = ["Trainer", "TrainingError", "train", "ensure_run",
-           # defined in cyclegan.py, kept importable from here
-           "LOSS_NAMES", "CycleGAN", "lr_factor", "resolve_device", "use_bf16",
-           "cpu_has_native_bf16"]
+__all__ = ["Trainer", "TrainingError", "train", "ensure_run"]
 
 
 def _same_steps_so_far(saved: dict, cfg: TrainConfig, step: int) -> bool:

@@ -16,7 +16,7 @@ from conftest import twenty_steps
 from cyclegan_lib import precision as precision_mod
 from cyclegan_lib.config import ConfigError, make_config
 from cyclegan_lib.data import DomainImages, EpochPlan, ScanReport, UnpairedData, make_batch
-from cyclegan_lib.cyclegan import cpu_has_native_bf16
+from cyclegan_lib.precision import cpu_has_native_bf16
 from cyclegan_lib.trainer import Trainer
 from reference_step import reference_optimize
 
