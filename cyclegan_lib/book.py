@@ -21,7 +21,7 @@ from markdown_it import MarkdownIt
 from PIL import Image
 
 from . import colab, paths
-from .colab import ANIME_CASCADE_URL, SELFIE2ANIME_HELP  # noqa: F401 (re-exported)
+from .colab import SELFIE2ANIME_HELP
 from .config import PROFILES, TrainConfig, make_config, resolve_profile
 from .cyclegan import resolve_device
 from .data import IMAGE_EXTENSIONS, load_domain
@@ -37,8 +37,7 @@ __all__ = [
     "ensure_run", "ensure_runs", "profile_config", "markdown_to_html", "show_markdown",
     "scan_overview", "folder_overview", "diversity_ratio",
     "inception_weights", "run_metrics", "show_metrics", "face_photos", "consistency_pairs",
-    "photo_labels", "ANIME_CASCADE_URL",
-    "SELFIE2ANIME_HELP", "SMOKE_EVAL_IMAGES",
+    "photo_labels", "SMOKE_EVAL_IMAGES",
 ]
 
 

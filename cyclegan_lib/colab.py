@@ -19,8 +19,8 @@ import torch
 from . import paths
 from .config import resolve_profile
 
-__all__ = ["ColabSetup", "KAGGLE_DATASET", "DRIVE_FOLDER", "setup", "mount_drive", "find_data",
-           "fetch_kaggle", "fetch_archive", "dataset_root"]
+__all__ = ["ColabSetup", "KAGGLE_DATASET", "DRIVE_FOLDER", "ANIME_CASCADE_URL", "SELFIE2ANIME_HELP",
+           "setup", "mount_drive", "find_data", "fetch_kaggle", "fetch_archive", "dataset_root"]
 
 #: The public Kaggle copy of U-GAT-IT's selfie2anime (trainA/trainB/testA/testB).
 KAGGLE_DATASET = "arnaud58/selfie2anime"

@@ -13,7 +13,7 @@ from torch import nn
 
 from . import paths
 from .config import make_config
-from .evaluate import METRIC_PATHS, diversity, metric  # noqa: F401 (re-export)
+from .evaluate import diversity, metric
 from .faces import detection_rate
 from .models import ResnetGenerator, count_parameters
 from .runs import read_history, run_info
@@ -23,7 +23,7 @@ __all__ = [
     "run_info", "markdown_table", "parameter_table", "generator_macs", "preset_table",
     "CHANCE_D_LOSS", "loss_summary", "output_value_summary", "diversity", "timing_table",
     "face_summary", "face_detector_rates",
-    "METRIC_PATHS", "metric", "runs_table", "RATE_TOLERANCE", "KID_TOLERANCE", "compare",
+    "metric", "runs_table", "RATE_TOLERANCE", "KID_TOLERANCE", "compare",
     "quality_comparison",
 ]
 

@@ -112,7 +112,7 @@ def test_kagglehub_missing_or_failing_falls_back_to_the_message(clean_env, tmp_p
 
     res = colab.setup(target=tmp_path / "content", drive=False, kaggle=failing,
                       fetch_cascade=False)
-    assert res.data_dir is None and res.messages[-1] == book.SELFIE2ANIME_HELP
+    assert res.data_dir is None and res.messages[-1] == colab.SELFIE2ANIME_HELP
     assert "selfie2anime" in capsys.readouterr().out
     clean_env.setitem(sys.modules, "kagglehub", None)  # not installed: import fails
     assert colab.fetch_kaggle() is None
