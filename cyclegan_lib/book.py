@@ -11,7 +11,7 @@ import sys
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any, Mapping, Sequence
 
 import matplotlib
 import torch
@@ -184,13 +184,11 @@ def show_markdown(text: str) -> None:
 
 # -- data ----------------------------------------------------------------------------------
 
-def scan_overview(ctx: ChapterContext, splits: Iterable[str] = ("trainA", "trainB", "testA",
-                                                                 "testB")
-                  ) -> tuple[list[dict[str, Any]], str]:
+def scan_overview(ctx: ChapterContext) -> tuple[list[dict[str, Any]], str]:
     """Scan the data folders exactly as training does at the chapter's profile."""
     cfg = make_config("stabilized", ctx.profile)
     rows, texts = [], []
-    for split in splits:
+    for split in ("trainA", "trainB", "testA", "testB"):
         folder = ctx.data_dir / split
         if not folder.is_dir():
             continue

@@ -75,22 +75,19 @@ def measure_test_set(run_dir: str | Path, data_dir: str | Path, n_images: int | 
 STATUSES = ("reproduced", "not reproduced", "contradicted", "not testable here")
 
 
-def claim_row(claim: str, measured: str, status: str, effect: float | None = None,
-              low: float | None = None, high: float | None = None, digits: int = 2,
-              effect_text: str | None = None) -> dict[str, str]:
+def claim_row(claim: str, measured: str, status: str, effect_text: str = "n/a"
+              ) -> dict[str, str]:
     """One row of the verdict table, with the status checked against :data:`STATUSES`.
 
-    ``claim`` is the paper's own words; ``effect_text`` overrides the formatted effect
-    (e.g. "37.9% of the parameters" for a count that has no interval).
+    ``claim`` is the paper's own words; ``effect_text`` the effect as the chapter formats it
+    (:func:`format_effect`, or e.g. "37.9% of the parameters" for a count without interval).
     """
     base = status.split("(")[0].strip()
     if base not in STATUSES:
         raise ValueError(f"status {status!r}: choose from {', '.join(STATUSES)}")
     if base == "not testable here" and "(" not in status:
         raise ValueError("a 'not testable here' status must say why, in parentheses")
-    return {"claim": claim, "measured": measured,
-            "effect [95% CI]": effect_text if effect_text is not None
-            else format_effect(effect, low, high, digits),
+    return {"claim": claim, "measured": measured, "effect [95% CI]": effect_text,
             "status": status}
 
 

@@ -101,9 +101,8 @@ def fetch_archive(url: str, target: Path) -> Path | None:
     return dataset_root(unpacked)
 
 
-def fetch_kaggle(dataset: str = KAGGLE_DATASET,
-                 download: Callable[[str], str] | None = None) -> Path | None:
-    """``kagglehub.dataset_download(dataset)`` and the selfie2anime folder inside it.
+def fetch_kaggle(download: Callable[[str], str] | None = None) -> Path | None:
+    """``kagglehub.dataset_download(KAGGLE_DATASET)`` and the selfie2anime folder inside it.
 
     None when kagglehub is missing or the download fails; the caller then prints the manual way.
     """
@@ -114,7 +113,7 @@ def fetch_kaggle(dataset: str = KAGGLE_DATASET,
             return None
         download = kagglehub.dataset_download
     try:
-        path = Path(download(dataset))
+        path = Path(download(KAGGLE_DATASET))
     except Exception:  # noqa: BLE001  network, authentication, a renamed dataset...
         return None
     return dataset_root(path)

@@ -219,12 +219,10 @@ def plot_patch_scores(images: Mapping[str, torch.Tensor], discriminator: nn.Modu
 
 # -- 3. the learning-rate schedule ----------------------------------------------------------
 
-def lr_schedule(cfg: Any, steps_per_epoch: int | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """``(step, lr)`` for every training step of ``cfg``, from the trainer's :func:`lr_factor`.
-
-    ``steps_per_epoch`` defaults to ``cfg.epoch_size``, else 3,400 (one pass over selfie2anime).
-    """
-    per_epoch = steps_per_epoch or cfg.epoch_size or 3400
+def lr_schedule(cfg: Any) -> tuple[np.ndarray, np.ndarray]:
+    """``(step, lr)`` for every training step of ``cfg``, from the trainer's :func:`lr_factor`
+    (an epoch unset in ``cfg`` is 3,400 steps, one pass over selfie2anime)."""
+    per_epoch = cfg.epoch_size or 3400
     epochs = np.arange(cfg.total_epochs)
     lr = np.array([cfg.lr * lr_factor(int(e), cfg.n_epochs, cfg.n_epochs_decay) for e in epochs])
     steps = np.arange(cfg.total_epochs * per_epoch)

@@ -252,12 +252,11 @@ LOSS_PANELS = (
 )
 
 
-def plot_losses(runs: Mapping[str, str | Path], smooth_window: int | None = None,
-                panels: Sequence[tuple[str, Sequence[str]]] = LOSS_PANELS,
-                title: str | None = None) -> Figure:
-    """Loss curves of one or more runs from their ``history.csv``, one panel per loss group."""
+def plot_losses(runs: Mapping[str, str | Path], title: str | None = None) -> Figure:
+    """Loss curves of one or more runs from their ``history.csv``, one panel per loss group
+    (light: every step; bold: a moving average over a 50th of the run)."""
     cols = 2
-    rows = math.ceil(len(panels) / cols)
+    rows = math.ceil(len(LOSS_PANELS) / cols)
     fig, axes = plt.subplots(rows, cols, figsize=(10, 3.0 * rows), squeeze=False)
     colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     for k, (label, run_dir) in enumerate(runs.items()):
@@ -265,8 +264,8 @@ def plot_losses(runs: Mapping[str, str | Path], smooth_window: int | None = None
         steps = np.asarray(hist.get("step", []))
         if len(steps) == 0:
             continue
-        window = smooth_window or max(1, len(steps) // 50)
-        for ax, (name, keys) in zip(axes.flat, panels):
+        window = max(1, len(steps) // 50)
+        for ax, (name, keys) in zip(axes.flat, LOSS_PANELS):
             for key, style in zip(keys, ("-", "--")):
                 if key not in hist:
                     continue
@@ -276,9 +275,9 @@ def plot_losses(runs: Mapping[str, str | Path], smooth_window: int | None = None
                         label=f"{label}: {key}")
             ax.set_title(name)
             ax.set_xlabel("step")
-    for ax in axes.flat[len(panels):]:
+    for ax in axes.flat[len(LOSS_PANELS):]:
         ax.set_axis_off()
-    for ax in axes.flat[:len(panels)]:
+    for ax in axes.flat[:len(LOSS_PANELS)]:
         ax.legend(fontsize=8)
     if title:
         fig.suptitle(title)

@@ -49,21 +49,18 @@ class BlockSlider:
         return self.widget._repr_mimebundle_(**kwargs)
 
 
-def block_slider(run_dirs: Mapping[int, str | Path], images: torch.Tensor,
-                 direction: str = "AtoB", device: str = "cpu", nrow: int | None = None,
-                 start: int | None = None, display_width: int = 640) -> BlockSlider:
-    """A slider over residual-block counts showing each model's translations of ``images``."""
+def block_slider(run_dirs: Mapping[int, str | Path], images: torch.Tensor, device: str = "cpu",
+                 start: int | None = None) -> BlockSlider:
+    """A slider over residual-block counts showing each model's translations of ``images``
+    (human to anime), the input row above the output row, at least 640 px wide."""
     blocks = sorted(run_dirs)
     if not blocks:
         raise ValueError("block_slider needs at least one run")
-    n = images.shape[0]
-    nrow = nrow or n
     pages, pngs = [], []
     for b in blocks:
-        out = generate(run_dirs[b], images, direction, device)
-        size = out.shape[-1]
-        grid = grid_image(torch.cat([images, out]), nrow=nrow, size=size)
-        scale = max(1, display_width // grid.width)
+        out = generate(run_dirs[b], images, "AtoB", device)
+        grid = grid_image(torch.cat([images, out]), nrow=len(images), size=out.shape[-1])
+        scale = max(1, 640 // grid.width)
         if scale > 1:  # crisp upscaling: the page shows the real pixels, just larger
             grid = grid.resize((grid.width * scale, grid.height * scale), Image.NEAREST)
         data = png_bytes(grid)

@@ -76,7 +76,7 @@ def test_verdict_needs_the_interval_to_exclude_zero() -> None:
 
 def test_claims_table_rows_and_statuses() -> None:
     rows = [C.claim_row("The naive model fails", "anime rate, naive - stabilised",
-                        "reproduced", -0.4, -0.5, -0.3),
+                        "reproduced", effect_text=C.format_effect(-0.4, -0.5, -0.3)),
             C.claim_row("32x32 patches make training unstable", "D loss / chance",
                         "contradicted", effect_text="0.83x chance"),
             C.claim_row("Angled faces are worse", "-", "not testable here (no frontal twin)")]
