@@ -1,16 +1,9 @@
 """Every claim of the paper as a number with an interval, and the verdict table of chapter 7.
 
-The paper judged its qualitative tests by eye.  The functions here turn each into a
-measurement on images (tensors ``[N, 3, H, W]`` in [-1, 1] or PIL images), returning
-per-image numbers that :func:`bootstrap_ci` / :func:`paired_difference` give an interval;
-:func:`verdict` calls a difference only when its interval excludes zero.  Image
-measurements (structure, dark pixels, exposure, skin lightness, consistency, expression)
-are in :mod:`cyclegan_lib.claims_images`; both are re-exported here.
-
-Regions are fractions ``(top, bottom, left, right)`` of a face crop framed like
-selfie2anime (:mod:`cyclegan_lib.faces`: the face box is 0.73 of the side and centred at
-0.45 of the height, i.e. rows 0.085-0.815 and columns 0.135-0.865), which is how
-:func:`cyclegan_lib.viz.face_inputs` crops photos and how the test selfies come.
+The paper judged its qualitative tests by eye; the functions here measure each on images,
+per image, so that :mod:`.stats` gives it an interval and :func:`verdict` calls a difference
+only when its interval excludes zero.  The image measurements themselves are in
+:mod:`cyclegan_lib.claims_images`; their names are importable from here too.
 """
 from __future__ import annotations
 
@@ -218,20 +211,14 @@ def _found(*values: np.ndarray) -> list[np.ndarray]:
 def block_measures(runs: Mapping[str, str | Path], data_dir: str | Path,
                    faces_dir: str | Path, reference: str, n_images: int | None = None,
                    n_pairs: int | None = None, device: str = "cpu") -> dict[str, Any]:
-    """The block-count claims: per run, the anime and human detector rates on G_AB(testA)
-    and the structure kept (:func:`structure_kept`), each with an interval, the paired
-    differences from ``reference`` over the same test selfies, and same-person
-    :func:`consistency` on the photo pairs :func:`photo_sets` names (the named pairs
-    first, then London smile/neutral pairs, :data:`MAX_PAIRS` at most).
-
-    Also :func:`eye_size` of the outputs (``eyes``, among the images with an eye found; in
-    ``diffs`` paired over the images with one found in both) and ``eyes check``: the same
-    measure on the real test selfies and real anime faces, which says whether it can tell
-    anime eyes from human ones at all.
+    """The block-count claims, per run with intervals: anime and human detector rates,
+    :func:`structure_kept` and :func:`eye_size` (over the images with an eye found) of
+    G_AB(testA), their paired differences from ``reference`` over the same selfies, and
+    same-person :func:`consistency` on the :func:`photo_sets` pairs (:data:`MAX_PAIRS`).
 
     Keys: ``rows`` (one per run), ``diffs`` (``{label: {"anime"|"human"|"structure"|"eyes":
     ...}}``), ``consistency`` (per run), ``inputs consistency`` (the photos' own ratio) and
-    ``eyes check``.
+    ``eyes check`` (eye size of real selfies vs real anime: can the measure tell them apart?).
     """
     pairs = _pairs(photo_sets(faces_dir), n_pairs)
     measured = {k: measure_test_set(r, data_dir, n_images, device) for k, r in runs.items()}
