@@ -17,14 +17,12 @@ from .buffer import ImageHistoryBuffer
 from .config import TrainConfig
 from .errors import ConfigError
 from .losses import adversarial_loss, cycle_loss, identity_loss
-from .models import PatchDiscriminator, ResnetGenerator, init_weights, random_patches
+from .models import NETWORKS, build_network, init_weights, random_patches
 from .precision import Precision
 
-__all__ = ["LOSS_NAMES", "NETWORKS", "CycleGAN", "lr_factor", "resolve_device",
-           "set_requires_grad"]
+__all__ = ["LOSS_NAMES", "CycleGAN", "lr_factor", "resolve_device", "set_requires_grad"]
 
 LOSS_NAMES = ("G_AB", "G_BA", "cycle_A", "cycle_B", "idt_A", "idt_B", "D_A", "D_B")
-NETWORKS = ("G_AB", "G_BA", "D_A", "D_B")
 
 
 def lr_factor(epoch: int, n_epochs: int, n_epochs_decay: int) -> float:
@@ -58,13 +56,7 @@ class CycleGAN(nn.Module):
     def __init__(self, cfg: TrainConfig, device: torch.device | str = "cpu", rank: int = 0) -> None:
         super().__init__()
         self.cfg, self.device = cfg, torch.device(device)
-        patch = cfg.d_patch if cfg.d_patch is not None else cfg.image_size
-        self.G_AB = ResnetGenerator(ngf=cfg.ngf, n_blocks=cfg.n_blocks, variant=cfg.generator_variant)
-        self.G_BA = ResnetGenerator(ngf=cfg.ngf, n_blocks=cfg.n_blocks, variant=cfg.generator_variant)
-        self.D_A = PatchDiscriminator(ndf=cfg.ndf, n_layers=cfg.d_layers, head=cfg.d_head,
-                                      patch_size=patch)
-        self.D_B = PatchDiscriminator(ndf=cfg.ndf, n_layers=cfg.d_layers, head=cfg.d_head,
-                                      patch_size=patch)
+        self.G_AB, self.G_BA, self.D_A, self.D_B = (build_network(cfg, k) for k in NETWORKS)
         for net in self.networks:
             init_weights(net)
         self.to(self.device)

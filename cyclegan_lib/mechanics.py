@@ -16,13 +16,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from .buffer import ImageHistoryBuffer
-from .checkpoint import safe_load
-from .config import TrainConfig
-from .cyclegan import CycleGAN, lr_factor
+from .cyclegan import lr_factor
 from .losses import adversarial_loss
 from .models import ResidualBlock, ResnetGenerator, count_parameters
-from .pretrained import is_pretrained, load_network
-from .runs import checkpoint_path
+from .runs import load_run_network
 from .viz import sample_cells, sample_steps, to_unit
 
 __all__ = [
@@ -174,12 +171,7 @@ def load_discriminator(run_dir: str | Path, domain: str = "B", device: str = "cp
     published folder that ships discriminators), in eval mode."""
     if domain not in ("A", "B"):
         raise ValueError("domain must be 'A' or 'B'")
-    if is_pretrained(run_dir):
-        return load_network(run_dir, f"D_{domain}", device)
-    state = safe_load(checkpoint_path(run_dir))
-    net = getattr(CycleGAN(TrainConfig.from_dict(state["config"])), f"D_{domain}")
-    net.load_state_dict(state["models"][f"D_{domain}"])
-    return net.to(device).eval()
+    return load_run_network(run_dir, f"D_{domain}", device)
 
 
 @torch.no_grad()

@@ -12,12 +12,17 @@ import torch
 from torch import nn
 
 from .checkpoint import safe_load
+from .config import TrainConfig
 from .errors import CheckpointError
 
 __all__ = [
-    "ResidualBlock", "ResnetGenerator", "PatchDiscriminator", "init_weights",
-    "count_parameters", "random_patches", "load_official_generator", "convert_official_state_dict",
+    "ResidualBlock", "ResnetGenerator", "PatchDiscriminator", "NETWORKS", "build_network",
+    "init_weights", "count_parameters", "random_patches", "load_official_generator",
+    "convert_official_state_dict",
 ]
+
+#: A CycleGAN's four networks, by the names its checkpoints and published folders use.
+NETWORKS = ("G_AB", "G_BA", "D_A", "D_B")
 
 
 def _norm(channels: int) -> nn.Module:
@@ -121,6 +126,16 @@ class PatchDiscriminator(nn.Module):
     def probability(self, x: torch.Tensor) -> torch.Tensor:
         """Probability that ``x`` is real (sigmoid of the logits)."""
         return torch.sigmoid(self(x))
+
+
+def build_network(cfg: TrainConfig, name: str) -> nn.Module:
+    """The untrained network ``name`` of :data:`NETWORKS`, shaped as ``cfg`` says."""
+    if name not in NETWORKS:
+        raise ValueError(f"network must be one of {', '.join(NETWORKS)}, not {name!r}")
+    if name.startswith("G"):
+        return ResnetGenerator(ngf=cfg.ngf, n_blocks=cfg.n_blocks, variant=cfg.generator_variant)
+    return PatchDiscriminator(ndf=cfg.ndf, n_layers=cfg.d_layers, head=cfg.d_head,
+                              patch_size=cfg.d_patch or cfg.image_size)
 
 
 def init_weights(net: nn.Module, gain: float = 0.02) -> nn.Module:

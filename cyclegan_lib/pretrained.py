@@ -20,11 +20,9 @@ from safetensors.torch import load_file, save_file
 from .checkpoint import latest_checkpoint, safe_load
 from .errors import CheckpointError, ConfigError
 from .config import TrainConfig, make_config, settings_differ
-from .models import PatchDiscriminator, ResnetGenerator
+from .models import NETWORKS, build_network
 
-__all__ = ["NETWORKS", "is_pretrained", "weight_files", "export_run", "load_state", "load_network", "read_config"]
-
-NETWORKS = ("G_AB", "G_BA", "D_A", "D_B")
+__all__ = ["is_pretrained", "weight_files", "export_run", "load_state", "load_network", "read_config"]
 
 
 def is_pretrained(folder: str | Path) -> bool:
@@ -81,15 +79,7 @@ def load_state(folder: str | Path, name: str) -> dict[str, torch.Tensor]:
 def load_network(folder: str | Path, name: str = "G_AB",
                  device: str | torch.device = "cpu") -> torch.nn.Module:
     """A generator (``G_AB``, ``G_BA``) or discriminator (``D_A``, ``D_B``) in eval mode."""
-    if name not in NETWORKS:
-        raise ValueError(f"network must be one of {', '.join(NETWORKS)}, not {name!r}")
-    cfg = read_config(folder)
-    if name.startswith("G"):
-        net: torch.nn.Module = ResnetGenerator(ngf=cfg.ngf, n_blocks=cfg.n_blocks,
-                                               variant=cfg.generator_variant)
-    else:
-        net = PatchDiscriminator(ndf=cfg.ndf, n_layers=cfg.d_layers, head=cfg.d_head,
-                                 patch_size=cfg.d_patch or cfg.image_size)
+    net = build_network(read_config(folder), name)
     net.load_state_dict(load_state(folder, name))
     return net.to(device).eval()
 

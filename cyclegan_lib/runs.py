@@ -17,10 +17,11 @@ import torch
 from .checkpoint import CHECKPOINT_FORMAT, latest_checkpoint, safe_load
 from .config import SHORT_RUNS, TrainConfig, make_config, resolve_profile
 from .errors import CheckpointError
-from .models import ResnetGenerator
+from .models import ResnetGenerator, build_network
 from .pretrained import is_pretrained, load_network, read_config, weight_files
 
-__all__ = ["RUN_ALIASES", "checkpoint_path", "load_checkpoint_config", "load_generator",
+__all__ = ["RUN_ALIASES", "checkpoint_path", "load_checkpoint_config", "load_run_network",
+           "load_generator",
            "generator_for", "image_size", "SAMPLE_PADDING", "run_info", "run_is_complete", "run_until",
            "read_history",
            "find_run"]
@@ -62,20 +63,28 @@ def load_checkpoint_config(run_or_file: str | Path) -> dict:
     return _checkpoint(path)["config"]
 
 
+def load_run_network(run_or_file: str | Path, name: str, device: str | torch.device = "cpu",
+                     ema: bool = True) -> torch.nn.Module:
+    """Network ``name`` (``G_AB``, ``G_BA``, ``D_A``, ``D_B``) of a run, checkpoint file or
+    published folder, in eval mode, never unpickling code; with ``ema`` the averaged
+    generators where the run kept them."""
+    path = checkpoint_path(run_or_file)
+    if path.suffix == ".safetensors":
+        return load_network(path.parent, name, device)
+    state = _checkpoint(path)
+    net = build_network(TrainConfig.from_dict(state["config"]), name)
+    averaged = state.get("ema", {}) if ema else {}
+    net.load_state_dict(averaged[name] if name in averaged else state["models"][name])
+    return net.to(device).eval()
+
+
 def load_generator(run_or_file: str | Path, direction: str = "AtoB",
                    device: str | torch.device = "cpu", ema: bool = True) -> ResnetGenerator:
-    """A run's generator (``AtoB``: human to anime) in eval mode, never unpickling code."""
+    """A run's generator (``AtoB``: human to anime) in eval mode (:func:`load_run_network`)."""
     if direction not in ("AtoB", "BtoA"):
         raise ValueError(f"direction must be AtoB or BtoA, not {direction!r}")
     key = "G_AB" if direction == "AtoB" else "G_BA"
-    path = checkpoint_path(run_or_file)
-    if path.suffix == ".safetensors":
-        return load_network(path.parent, key, device)  # type: ignore[return-value]
-    state = _checkpoint(path)
-    cfg = TrainConfig.from_dict(state["config"])
-    net = ResnetGenerator(ngf=cfg.ngf, n_blocks=cfg.n_blocks, variant=cfg.generator_variant)
-    net.load_state_dict(state["ema"][key] if ema and "ema" in state else state["models"][key])
-    return net.to(device).eval()
+    return load_run_network(run_or_file, key, device, ema)  # type: ignore[return-value]
 
 
 @lru_cache(maxsize=16)
