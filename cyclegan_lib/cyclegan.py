@@ -64,7 +64,6 @@ class CycleGAN(nn.Module):
         if self.channels_last:
             self.to(memory_format=torch.channels_last)
         self.amp = Precision(cfg.amp, self.device)  # autocast, and fp16 gradient scalers
-        self.use_amp = self.amp.enabled
         # fused: one Adam kernel over all parameters (CPU and CUDA), the same update rule
         adam = dict(lr=cfg.lr, betas=(cfg.beta1, cfg.beta2), **({"fused": True} if cfg.fast else {}))
         self.opt_G = torch.optim.Adam([p for g in self.generators for p in g.parameters()], **adam)
@@ -89,11 +88,6 @@ class CycleGAN(nn.Module):
     @property
     def discriminators(self) -> list[nn.Module]:
         return [self.D_A, self.D_B]
-
-    @property
-    def precision(self) -> str:
-        """What the networks compute in: ``bf16`` or ``fp16`` (autocast), or ``fp32``."""
-        return self.amp.label
 
     def wrap(self, wrapper) -> None:
         """Call the networks through ``wrapper(net)`` (DDP), then ``torch.compile`` if asked."""

@@ -131,7 +131,8 @@ class Trainer:
 
     @property
     def precision(self) -> str:
-        return self.model.precision
+        """What the networks compute in: ``bf16`` or ``fp16`` (autocast), or ``fp32``."""
+        return self.model.amp.label
 
     # -- the loop ------------------------------------------------------------------------
     def train_step(self, real_a: torch.Tensor, real_b: torch.Tensor) -> torch.Tensor:

@@ -111,20 +111,20 @@ def test_cpu_profile_uses_the_fast_path(tmp_path):
     assert all(g.get("fused") for opt in (trainer.model.opt_G, trainer.model.opt_D) for g in opt.param_groups)
     # bf16 autocast follows the hardware: on where the CPU has bf16 instructions.
     assert cfg.amp == "auto"
-    assert trainer.model.use_amp == cpu_has_native_bf16()
+    assert trainer.model.amp.enabled == cpu_has_native_bf16()
 
 
 def test_amp_option(tmp_path, monkeypatch):
     data = _data(2, 36)
     cfg = make_config("stabilized", "smoke", amp="off")
-    assert not Trainer(cfg, tmp_path / "x", tmp_path / "off", progress=False, data=data).model.use_amp
+    assert not Trainer(cfg, tmp_path / "x", tmp_path / "off", progress=False, data=data).model.amp.enabled
     cfg = make_config("stabilized", "smoke", amp="bf16")
-    assert Trainer(cfg, tmp_path / "x", tmp_path / "bf16", progress=False, data=data).model.use_amp
+    assert Trainer(cfg, tmp_path / "x", tmp_path / "bf16", progress=False, data=data).model.amp.enabled
     for native in (True, False):
         monkeypatch.setattr(precision_mod, "cpu_has_native_bf16", lambda: native)
         cfg = make_config("stabilized", "smoke", amp="auto")
         trainer = Trainer(cfg, tmp_path / "x", tmp_path / f"auto{native}", progress=False, data=data)
-        assert trainer.model.use_amp is native
+        assert trainer.model.amp.enabled is native
     with pytest.raises(ConfigError, match="amp"):
         make_config("stabilized", "smoke", amp="fp8")
 
