@@ -34,7 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import emit, machine, other_load, peak_memory, summarize, sync  # noqa: E402
 
 from cyclegan_lib.models import ResnetGenerator, init_weights  # noqa: E402
-from cyclegan_lib.precision import use_bf16  # noqa: E402
+from cyclegan_lib.precision import resolve_amp  # noqa: E402
 
 
 def time_calls(fn, x: torch.Tensor, device: torch.device, repeats: int, warmup: int
@@ -137,7 +137,7 @@ def build_variants(net: ResnetGenerator, device: torch.device, size: int, bf16_o
 def bench_device(device: torch.device, args) -> dict:
     torch.manual_seed(0)
     net = init_weights(ResnetGenerator(ngf=args.ngf, n_blocks=args.blocks)).to(device).eval()
-    bf16_ok = use_bf16("auto", device)  # the trainer's rule: native bf16 only
+    bf16_ok = resolve_amp("auto", device) == "bf16"  # the trainer's rule: native bf16 only
     want = set(args.variants.split(",")) if args.variants else None
     variants = build_variants(net, device, args.size, bf16_ok, want)
     x = torch.randn(1, 3, args.size, args.size, device=device,

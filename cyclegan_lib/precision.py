@@ -16,7 +16,7 @@ import torch
 
 from .config import AMP_MODES, ConfigError
 
-__all__ = ["AMP_MODES", "INIT_SCALE", "Precision", "cpu_has_native_bf16", "resolve_amp", "use_bf16"]
+__all__ = ["AMP_MODES", "INIT_SCALE", "Precision", "cpu_has_native_bf16", "resolve_amp"]
 
 _DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": None}
 # The scalers' starting factor: torch's default, 2**16, overflows in this model's backward
@@ -62,11 +62,6 @@ def resolve_amp(amp: str, device: torch.device | str) -> str:
     if native:
         return "bf16"
     return "fp16" if cuda else "fp32"
-
-
-def use_bf16(amp: str, device: torch.device) -> bool:
-    """Whether ``amp`` on ``device`` means bf16 autocast (the inference benchmark's rule)."""
-    return resolve_amp(amp, device) == "bf16"
 
 
 class Precision:

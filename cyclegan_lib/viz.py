@@ -26,7 +26,7 @@ from .translate import face_crop_or_square, open_photo, translate_image
 __all__ = [
     "SAMPLE_ROWS", "to_unit", "as_batch", "grid_image", "show_grid", "sample_steps",
     "load_sample_grid", "sample_cells", "sample_grid_from_run", "sample_timeline",
-    "test_images", "generator_for", "generate", "translate_examples", "smooth",
+    "test_images", "generate", "translate_examples", "smooth",
     "plot_losses", "transform_steps", "face_inputs",
     "FaceTranslations", "translate_faces", "face_comparison", "plot_bars",
 ]
@@ -51,8 +51,7 @@ def _pil_to_unit(image: Image.Image, size: int | None) -> torch.Tensor:
 
 
 def as_batch(images: "torch.Tensor | Sequence[torch.Tensor | Image.Image]",
-             size: int | None = None, value_range: tuple[float, float] = (-1, 1)
-             ) -> torch.Tensor:
+             size: int | None = None) -> torch.Tensor:
     """Any mix of PIL images and [-1, 1] tensors as one ``[N, 3, S, S]`` tensor in [0, 1]."""
     if isinstance(images, torch.Tensor):
         items: list = list(images) if images.dim() == 4 else [images]
@@ -60,7 +59,6 @@ def as_batch(images: "torch.Tensor | Sequence[torch.Tensor | Image.Image]",
         items = list(images)
     if not items:
         raise ValueError("no images to show")
-    lo, hi = value_range
     sides = [it.size[0] if isinstance(it, Image.Image) else it.shape[-1] for it in items]
     size = size or max(sides)
     out = []
@@ -68,7 +66,7 @@ def as_batch(images: "torch.Tensor | Sequence[torch.Tensor | Image.Image]",
         if isinstance(it, Image.Image):
             out.append(_pil_to_unit(it, size))
             continue
-        t = ((it.detach().float().cpu() - lo) / (hi - lo)).clamp(0, 1)
+        t = to_unit(it)
         if t.dim() == 4:
             t = t[0]
         if t.shape[0] == 1:

@@ -14,6 +14,7 @@ import torch  # noqa: E402
 from PIL import Image  # noqa: E402
 
 from cyclegan_lib import viz  # noqa: E402
+from cyclegan_lib.runs import generator_for  # noqa: E402
 
 
 @pytest.fixture(autouse=True)
@@ -69,7 +70,7 @@ def test_generate_and_translate_examples(smoke_run: Path, data_root: Path) -> No
     x = viz.test_images(data_root, "A", n=3, size=48)  # resized to the run's 32 px
     y = viz.generate(smoke_run, x)
     assert y.shape == (3, 3, 32, 32) and y.abs().max() <= 1
-    assert viz.generator_for(smoke_run) is viz.generator_for(smoke_run)  # cached
+    assert generator_for(smoke_run) is generator_for(smoke_run)  # cached
     fig = viz.translate_examples({"a": smoke_run, "b": smoke_run}, data_root, n=3)
     labels = [t.get_text() for t in fig.axes[0].texts]
     assert labels == ["input (testA)", "a", "b"]
