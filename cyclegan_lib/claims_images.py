@@ -13,6 +13,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
+from .data import float_to_uint8
 from .evaluate import translate_batch
 from .faces import detection_hits, human_cascade_path
 from .paths import anime_cascade
@@ -243,7 +244,7 @@ def detector_hits(images: Any, cascade: str | Path = "anime") -> np.ndarray:
     path = {"anime": None, "human": human_cascade_path()}.get(str(cascade), cascade)
     path = anime_cascade() if path is None else path
     if isinstance(images, torch.Tensor):
-        images = ((as_images(images).clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
+        images = float_to_uint8(as_images(images))
     return np.array(detection_hits(images, path), dtype=float)
 
 

@@ -21,7 +21,7 @@ from .errors import DataError
 __all__ = [
     "DataError", "IMAGE_EXTENSIONS", "ScanReport", "DomainImages", "UnpairedData",
     "open_rgb", "scan_folder", "load_domain", "load_unpaired", "EpochPlan", "make_batch",
-    "to_tensor", "to_image", "to_uint8",
+    "to_tensor", "to_image", "to_uint8", "uint8_to_float", "float_to_uint8",
 ]
 
 IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}
@@ -278,16 +278,23 @@ def make_batch(data: UnpairedData, plan: EpochPlan, start: int, batch_size: int,
     return batches[0], batches[1]
 
 
+def uint8_to_float(images: torch.Tensor) -> torch.Tensor:
+    """uint8 pixels as the networks' float range [-1, 1]."""
+    return images.float().div(127.5).sub(1.0)
+
+
+def float_to_uint8(images: torch.Tensor) -> torch.Tensor:
+    """[-1, 1] network images as uint8 pixels (clipped, rounded)."""
+    return ((images.float().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
+
+
 def to_tensor(image: Image.Image, size: int) -> torch.Tensor:
     """A PIL image as a ``[1, 3, size, size]`` float tensor in [-1, 1] (bicubic resize)."""
     image = image.convert("RGB").resize((size, size), Image.BICUBIC)
-    return to_uint8(image).unsqueeze(0).float().div(127.5).sub(1.0)
+    return uint8_to_float(to_uint8(image).unsqueeze(0))
 
 
 def to_image(tensor: torch.Tensor) -> Image.Image:
     """The first image of a [-1, 1] tensor as a PIL image."""
-    t = tensor.detach().float().cpu()
-    if t.dim() == 4:
-        t = t[0]
-    arr = ((t.clamp(-1, 1) + 1) * 127.5).round().byte().permute(1, 2, 0).numpy()
-    return Image.fromarray(arr)
+    t = tensor.detach().cpu()
+    return Image.fromarray(float_to_uint8(t[0] if t.dim() == 4 else t).permute(1, 2, 0).numpy())

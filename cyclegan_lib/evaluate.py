@@ -17,7 +17,7 @@ import torch
 
 from . import paths
 from .cyclegan import resolve_device
-from .data import load_domain
+from .data import float_to_uint8, load_domain, uint8_to_float
 from .errors import DataError
 from .faces import (DETECT_MIN_SIZE, DETECT_SIZE, MIN_NEIGHBORS, SCALE_FACTOR, detection_rate,
                     human_cascade_path)
@@ -42,14 +42,6 @@ SET_NAMES = ("testA", "testB", "G_AB(testA)", "G_BA(testB)")
 
 
 # -- small pieces -------------------------------------------------------------------------
-
-def _to_uint8(x: torch.Tensor) -> torch.Tensor:
-    return ((x.float().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
-
-
-def _to_float(x: torch.Tensor) -> torch.Tensor:
-    return x.float().div(127.5).sub(1.0)
-
 
 @torch.no_grad()
 def translate_batch(generator: torch.nn.Module, images: torch.Tensor, device: str | torch.device,
@@ -154,7 +146,7 @@ def evaluate_run(run_or_checkpoint: str | Path, data_dir: str | Path, device: st
 
     real_a = load_domain(data_dir / "testA", size, max_images=max_images).images
     real_b = load_domain(data_dir / "testB", size, max_images=max_images).images
-    fa, fb = _to_float(real_a), _to_float(real_b)
+    fa, fb = uint8_to_float(real_a), uint8_to_float(real_b)
     fake_b = translate_batch(g_ab, fa, dev, batch_size)
     fake_a = translate_batch(g_ba, fb, dev, batch_size)
     rec_a = translate_batch(g_ba, fake_b, dev, batch_size)
@@ -163,7 +155,7 @@ def evaluate_run(run_or_checkpoint: str | Path, data_dir: str | Path, device: st
     idt_b = translate_batch(g_ab, fb, dev, batch_size)
     translate_seconds = time.perf_counter() - started
 
-    sets = dict(zip(SET_NAMES, (real_a, real_b, _to_uint8(fake_b), _to_uint8(fake_a))))
+    sets = dict(zip(SET_NAMES, (real_a, real_b, float_to_uint8(fake_b), float_to_uint8(fake_a))))
     t0 = time.perf_counter()
     detector: dict[str, Any] = {name: {} for name in SET_NAMES}
     for name, images in sets.items():
@@ -193,8 +185,8 @@ def evaluate_run(run_or_checkpoint: str | Path, data_dir: str | Path, device: st
             "min_neighbors": MIN_NEIGHBORS, "min_size": DETECT_MIN_SIZE},
         # Mean pairwise L1 of a set: outputs far less diverse than their inputs = collapse.
         "diversity": {"testA": diversity(fa), "testB": diversity(fb),
-                      "G_AB(testA)": diversity(_to_float(sets["G_AB(testA)"])),
-                      "G_BA(testB)": diversity(_to_float(sets["G_BA(testB)"]))},
+                      "G_AB(testA)": diversity(uint8_to_float(sets["G_AB(testA)"])),
+                      "G_BA(testB)": diversity(uint8_to_float(sets["G_BA(testB)"]))},
         "cycle_l1": {"A->B->A": l1(rec_a, fa), "B->A->B": l1(rec_b, fb)},
         "identity_l1": {"G_BA(testA)": l1(idt_a, fa), "G_AB(testB)": l1(idt_b, fb)},
         "kid_x100": None, "fid": None,

@@ -23,7 +23,7 @@ from .checkpoint import (CHECKPOINT_FORMAT, atomic_save, capture_rng, checkpoint
                          safe_load)
 from .config import TrainConfig, settings_differ
 from .cyclegan import LOSS_NAMES, CycleGAN, lr_factor, resolve_device
-from .data import EpochPlan, UnpairedData, load_domain, load_unpaired, make_batch
+from .data import EpochPlan, UnpairedData, load_domain, load_unpaired, make_batch, uint8_to_float
 from .errors import CheckpointError, TrainingError
 from .models import count_parameters
 from .runs import SAMPLE_PADDING, find_run, load_checkpoint_config
@@ -117,7 +117,7 @@ class Trainer:
                                      max_images=4).images
             except (ValueError, OSError):
                 images = train_images.images[:4, :, :size, :size]
-            out.append(images.float().div(127.5).sub(1.0))
+            out.append(uint8_to_float(images))
         return out[0], out[1]
 
     def log(self, message: str) -> None:

@@ -19,7 +19,7 @@ from matplotlib.figure import Figure
 from PIL import Image
 from torchvision.utils import make_grid
 
-from .data import EpochPlan, load_domain, open_rgb, to_uint8
+from .data import EpochPlan, load_domain, open_rgb, to_uint8, uint8_to_float
 from .runs import SAMPLE_PADDING, generator_for, image_size, read_history
 from .translate import face_crop_or_square, open_photo, translate_image
 
@@ -198,7 +198,7 @@ def test_images(data_dir: str | Path, domain: str = "A", n: int = 6, size: int =
     """
     dom = load_domain(Path(data_dir) / f"{split}{domain}", size, min_size=min(size, 32),
                       max_images=n)
-    return dom.images.float().div(127.5).sub(1.0)
+    return uint8_to_float(dom.images)
 
 
 @torch.no_grad()
@@ -296,7 +296,7 @@ def transform_steps(image_path: str | Path, load_size: int, crop_size: int, seed
     u8 = to_uint8(resized)
     crop = u8[:, y:y + crop_size, x:x + crop_size]
     flipped = crop.flip(-1) if do_flip else crop
-    normed = flipped.float().div(127.5).sub(1.0)
+    normed = uint8_to_float(flipped)
 
     fig, axes = plt.subplots(1, 5, figsize=(13, 2.9),
                              gridspec_kw={"width_ratios": [1, 1, 1, 1, 1.3]})
