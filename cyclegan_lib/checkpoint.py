@@ -54,8 +54,8 @@ def atomic_save(obj: Any, path: str | Path) -> Path:
     return path
 
 
-def safe_load(path: str | Path, map_location: str | torch.device = "cpu") -> Any:
-    """Load with ``weights_only=True``; refuse anything that needs arbitrary unpickling."""
+def safe_load(path: str | Path) -> Any:
+    """Load onto the CPU with ``weights_only=True``; refuse what needs arbitrary unpickling."""
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"checkpoint not found: {path}")
@@ -66,7 +66,7 @@ def safe_load(path: str | Path, map_location: str | torch.device = "cpu") -> Any
         raise CheckpointError(f"{path}: not a PyTorch checkpoint ("
                               f"{'empty file' if not magic else 'unrecognised format'})")
     try:
-        return torch.load(path, map_location=map_location, weights_only=True)
+        return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
         # torch's message opens with advice to retry with weights_only=False (exactly what
         # must not be done with an untrusted file); keep the line that names the culprit.

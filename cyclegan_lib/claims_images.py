@@ -111,14 +111,13 @@ def gaussian_blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
     return F.conv2d(x, k.view(1, 1, -1, 1).repeat(c, 1, 1, 1), groups=c)
 
 
-def ssim(x: torch.Tensor, y: torch.Tensor, sigma: float = 1.5, data_range: float = 1.0
-         ) -> np.ndarray:
+def ssim(x: torch.Tensor, y: torch.Tensor) -> np.ndarray:
     """Per-image SSIM (Wang et al. 2004: 11x11 Gaussian window, sigma 1.5, K1 0.01, K2 0.03)
-    of ``[N, C, H, W]`` images on [0, data_range], averaged over the valid region.
+    of ``[N, C, H, W]`` images on [0, 1], averaged over the valid region.
     """
-    c1, c2 = (0.01 * data_range) ** 2, (0.03 * data_range) ** 2
+    c1, c2 = 0.01 ** 2, 0.03 ** 2
     x, y = x.double(), y.double()  # variances are differences of large numbers
-    k = _gauss(sigma, radius=5).double()
+    k = _gauss(1.5, radius=5).double()
     w = (k[:, None] * k[None, :]).view(1, 1, 11, 11).repeat(x.shape[1], 1, 1, 1)
     conv = lambda t: F.conv2d(t, w, groups=x.shape[1])  # noqa: E731
     mx, my = conv(x), conv(y)
@@ -127,12 +126,17 @@ def ssim(x: torch.Tensor, y: torch.Tensor, sigma: float = 1.5, data_range: float
     return s.flatten(1).mean(1).numpy()
 
 
-def structure_kept(inputs: Any, outputs: Any, size: int = COMMON_SIZE, blur: float = 1.0
-                   ) -> np.ndarray:
-    """Per-image SSIM of input and output as blurred grey images: how much layout the output
-    keeps, ignoring colour and texture (1 same structure, about 0 unrelated).
+def _layout(images: Any) -> torch.Tensor:
+    """Grey at :data:`COMMON_SIZE`, blurred (sigma 1 px): a face's layout without colour and
+    texture, what the structure, consistency and expression measures compare."""
+    return gaussian_blur(grey(images, COMMON_SIZE), 1.0)
+
+
+def structure_kept(inputs: Any, outputs: Any) -> np.ndarray:
+    """Per-image SSIM of input and output layouts: how much layout the output keeps, ignoring
+    colour and texture (1 same structure, about 0 unrelated).
     """
-    return ssim(gaussian_blur(grey(inputs, size), blur), gaussian_blur(grey(outputs, size), blur))
+    return ssim(_layout(inputs), _layout(outputs))
 
 
 def region(x: torch.Tensor, box: tuple[float, float, float, float]) -> torch.Tensor:
@@ -142,22 +146,20 @@ def region(x: torch.Tensor, box: tuple[float, float, float, float]) -> torch.Ten
     return x[..., int(round(t * h)):int(round(b * h)), int(round(l * w)):int(round(r * w))]
 
 
-def dark_share(images: Any, box: tuple[float, float, float, float] = LOWER_FACE,
-               threshold: float = DARK_THRESHOLD, size: int = COMMON_SIZE) -> np.ndarray:
-    """Per image, the share of pixels in ``box`` darker than ``threshold`` (sRGB luma).
-
-    With :data:`LOWER_FACE`, the dark mass of mouth and chin: a beard shows, a shaven chin does not.
+def dark_share(images: Any) -> np.ndarray:
+    """Per image, the share of :data:`LOWER_FACE` pixels darker than :data:`DARK_THRESHOLD`:
+    the dark mass of mouth and chin, where a beard shows and a shaven chin does not.
     """
-    return (region(grey(images, size), box) < threshold).flatten(1).double().mean(1).numpy()
+    dark = region(grey(images, COMMON_SIZE), LOWER_FACE) < DARK_THRESHOLD
+    return dark.flatten(1).double().mean(1).numpy()
 
 
-def turned_dark(reference: Any, outputs: Any, box: tuple[float, float, float, float] = FACE_REGION,
-                threshold: float = DARK_THRESHOLD, size: int = COMMON_SIZE) -> np.ndarray:
-    """Per image, the share of face pixels lit in ``reference`` but dark in ``outputs``: the
-    paper's "shadows turn into hair" (pixels already dark in the reference are left out).
+def turned_dark(reference: Any, outputs: Any) -> np.ndarray:
+    """Per image, the share of :data:`FACE_REGION` pixels lit in ``reference`` but dark in
+    ``outputs``: the paper's "shadows turn into hair" (pixels dark in the reference left out).
     """
-    ref = region(grey(reference, size), box) >= threshold
-    out = region(grey(outputs, size), box) < threshold
+    ref = region(grey(reference, COMMON_SIZE), FACE_REGION) >= DARK_THRESHOLD
+    out = region(grey(outputs, COMMON_SIZE), FACE_REGION) < DARK_THRESHOLD
     lit = ref.flatten(1).double().sum(1)
     return ((ref & out).flatten(1).double().sum(1) / lit.clamp(min=1)).numpy()
 
@@ -181,28 +183,24 @@ def exposure(images: Any, ev: float) -> Any:
     return out[0] if single else out
 
 
-def skin_lightness_change(inputs: Any, outputs: Any,
-                          box: tuple[float, float, float, float] = SKIN_REGION,
-                          size: int = COMMON_SIZE) -> np.ndarray:
-    """Per image, output minus input skin lightness (CIE L*) over cheeks and nose.
-
-    The region's median, so a stray anime eye or hair strand does not decide it.
+def skin_lightness_change(inputs: Any, outputs: Any) -> np.ndarray:
+    """Per image, output minus input skin lightness (CIE L*) over cheeks and nose
+    (:data:`SKIN_REGION`), its median, so a stray anime eye or hair strand does not decide it.
     """
     def level(images: Any) -> torch.Tensor:
-        return region(lightness(images, size), box).flatten(1).median(1).values
+        return region(lightness(images, COMMON_SIZE), SKIN_REGION).flatten(1).median(1).values
 
     return (level(outputs) - level(inputs)).double().numpy()
 
 
-def consistency(out_a: Any, out_b: Any, size: int = COMMON_SIZE, blur: float = 1.0,
-                n: int = 2000, seed: int = 0) -> dict[str, float]:
+def consistency(out_a: Any, out_b: Any, n: int = 2000, seed: int = 0) -> dict[str, float]:
     """Is one person translated alike in two photos (``out_a[i]``, ``out_b[i]``)?
 
-    Distance: 1 - SSIM of the blurred grey images.  ``ratio``: mean distance of a person's two
-    outputs over that of two different people's, with a bootstrap interval over people
-    (``low``, ``high``); below 1 means identity is kept.
+    Distance: 1 - SSIM of the layouts.  ``ratio``: mean distance of a person's two outputs
+    over that of two different people's, with a bootstrap interval over people (``low``,
+    ``high``); below 1 means identity is kept.
     """
-    ga, gb = gaussian_blur(grey(out_a, size), blur), gaussian_blur(grey(out_b, size), blur)
+    ga, gb = _layout(out_a), _layout(out_b)
     m = len(ga)
     if m < 2:
         raise ValueError("consistency needs at least two people")
@@ -216,16 +214,14 @@ def consistency(out_a: Any, out_b: Any, size: int = COMMON_SIZE, blur: float = 1
             "ratio": ratio(np.arange(m)), "low": lo, "high": hi, "people": m}
 
 
-def change_correlation(in_a: Any, in_b: Any, out_a: Any, out_b: Any, size: int = COMMON_SIZE,
-                       blur: float = 1.0) -> dict[str, np.ndarray]:
+def change_correlation(in_a: Any, in_b: Any, out_a: Any, out_b: Any) -> dict[str, np.ndarray]:
     """Does the output change where the input changes (one person, two expressions)?
 
     Per person, the correlation of the input and output change maps (``matched``), and against
     the next person's output change (``mismatched``, the chance level).
     """
     def change(a: Any, b: Any) -> torch.Tensor:
-        return (gaussian_blur(grey(a, size), blur) - gaussian_blur(grey(b, size), blur)
-                ).abs().flatten(1).double()
+        return (_layout(a) - _layout(b)).abs().flatten(1).double()
 
     def corr(u: torch.Tensor, v: torch.Tensor) -> np.ndarray:
         u, v = u - u.mean(1, keepdim=True), v - v.mean(1, keepdim=True)
