@@ -15,8 +15,6 @@ from typing import Any, Mapping, Sequence
 
 import matplotlib
 import torch
-from IPython import get_ipython
-from IPython.display import display
 from markdown_it import MarkdownIt
 from PIL import Image
 
@@ -27,6 +25,7 @@ from .cyclegan import resolve_device
 from .data import IMAGE_EXTENSIONS, load_domain
 from .errors import ConfigError, DataError
 from .evaluate import load_or_evaluate, metrics_table, resolve_inception_weights
+from .page import display_html
 from .photos import manifest_rows
 from .report import diversity
 from .trainer import ensure_run as train_or_find_run
@@ -175,11 +174,7 @@ def markdown_to_html(text: str) -> str | None:
 
 def show_markdown(text: str) -> None:
     """Display Markdown with an HTML copy (the book's HTML builder has no tables), or print it."""
-    if get_ipython() is None:
-        print(text)
-        return
-    display({"text/markdown": text, "text/plain": text, "text/html": markdown_to_html(text)},
-            raw=True)
+    display_html(markdown_to_html(text), text, markdown=text)
 
 
 # -- data ----------------------------------------------------------------------------------

@@ -106,12 +106,14 @@ def source_html(obj: Any, grep: str | None = None) -> str:
             f'{body}</div>')
 
 
-def display_html(markup: str, plain: str) -> None:
-    """Display HTML with a plain-text fallback (printed outside IPython)."""
+def display_html(markup: str, plain: str, markdown: str | None = None) -> None:
+    """Display HTML (with its Markdown source, when given) and a plain-text fallback, which is
+    printed outside IPython."""
     if get_ipython() is None:
         print(plain)
         return
-    display({"text/html": markup, "text/plain": plain}, raw=True)
+    display({"text/html": markup, "text/plain": plain,
+             **({"text/markdown": markdown} if markdown is not None else {})}, raw=True)
 
 
 def show_source(*objs: Any, grep: str | None = None) -> None:
