@@ -65,16 +65,12 @@ def unpaired_difference(a: Any, b: Any, n: int = 2000, seed: int = 0
     return (float(np.mean(a) - np.mean(b)), *_quantiles(boots))
 
 
-def verdict(low: float, high: float, words: tuple[str, str, str] = (
-        "higher", "lower", "no clear difference")) -> str:
-    """The rule of the book: a difference is called only when its interval excludes zero.
-
-    ``words[0]`` when the whole interval is above 0, ``words[1]`` when below, else
-    ``words[2]``.  For a ratio, pass ``log(low), log(high)`` (or test against 1 yourself).
-    """
+def verdict(low: float, high: float) -> str:
+    """The rule of the book: a difference is called (``higher``, ``lower``) only when its
+    interval excludes zero; for a ratio, pass ``log(low), log(high)``."""
     if low is None or high is None or np.isnan(low) or np.isnan(high):
         return "not measured"
-    return words[0] if low > 0 else words[1] if high < 0 else words[2]
+    return "higher" if low > 0 else "lower" if high < 0 else "no clear difference"
 
 
 def format_effect(effect: float | None, low: float | None = None, high: float | None = None,
