@@ -292,14 +292,12 @@ def checkerboard_strength(images: torch.Tensor, period: int = 2) -> float:
     return float(peak / rest.median().clamp_min(1e-12))
 
 
-def checkerboard_timeline(run_dir: str | Path, row: int = 1, period: int = 2
-                          ) -> list[tuple[int, float]]:
-    """``(step, strength)`` of the translations in each saved sample grid of a run."""
-    return [(s, checkerboard_strength(sample_cells(run_dir, s)[row], period))
-            for s in sample_steps(run_dir)]
+def checkerboard_timeline(run_dir: str | Path) -> list[tuple[int, float]]:
+    """``(step, strength)`` of the G_AB(A) row of each saved sample grid of a run."""
+    return [(s, checkerboard_strength(sample_cells(run_dir, s)[1])) for s in sample_steps(run_dir)]
 
 
-def plot_checkerboard(images: Mapping[str, torch.Tensor], crop: int = 16, period: int = 2):
+def plot_checkerboard(images: Mapping[str, torch.Tensor], crop: int = 16):
     """For each batch: one image, a zoomed crop of it (nearest neighbour) and its spectrum."""
     fig, axes = plt.subplots(len(images), 3, figsize=(8.0, 2.7 * len(images)), squeeze=False)
     for r, (name, batch) in enumerate(images.items()):
@@ -315,8 +313,8 @@ def plot_checkerboard(images: Mapping[str, torch.Tensor], crop: int = 16, period
         axes[r, 1].set_title(f"centre {crop}x{crop} px, zoomed", fontsize=9)
         power = torch.fft.fftshift(_power(batch))
         axes[r, 2].imshow(np.log10(power.numpy() + 1e-8), cmap="magma")
-        strength = checkerboard_strength(batch, period)
-        axes[r, 2].set_title(f"spectrum; period-{period} strength {strength:.1f}", fontsize=9)
+        strength = checkerboard_strength(batch)
+        axes[r, 2].set_title(f"spectrum; period-2 strength {strength:.1f}", fontsize=9)
         for ax in axes[r]:
             ax.axis("off")
     fig.tight_layout()
