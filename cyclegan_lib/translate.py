@@ -39,13 +39,11 @@ def translate_image(generator: torch.nn.Module, image: Image.Image, size: int,
     return to_image(generator(x))
 
 
-def side_by_side(left: Image.Image, right: Image.Image, height: int = 256) -> Image.Image:
-    """Two images scaled to one height, left | right (for the book and the CLI)."""
-    a = left.resize((height, height), Image.BICUBIC)
-    b = right.resize((height, height), Image.BICUBIC)
-    out = Image.new("RGB", (2 * height, height))
-    out.paste(a, (0, 0))
-    out.paste(b, (height, 0))
+def side_by_side(left: Image.Image, right: Image.Image) -> Image.Image:
+    """Two images scaled to 256 x 256, left | right (the upload widget and the CLI)."""
+    out = Image.new("RGB", (512, 256))
+    out.paste(left.resize((256, 256), Image.BICUBIC), (0, 0))
+    out.paste(right.resize((256, 256), Image.BICUBIC), (256, 0))
     return out
 
 
