@@ -6,7 +6,7 @@ numpy arrays, ready for a bootstrap interval.  Exposure changes act in linear li
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -245,19 +245,17 @@ def detector_hits(images: Any, cascade: str | Path = "anime") -> np.ndarray:
 
 
 @torch.no_grad()
-def dose_response(generator: torch.nn.Module, images: Any, evs: Sequence[float] = DOSE_EVS,
-                  size: int | None = None, device: str = "cpu", cascade: str | Path = "anime",
-                  n: int = 2000, seed: int = 0) -> list[dict[str, Any]]:
-    """The dark-faces test as a dose-response: the same photos at each exposure in ``evs``.
-
-    Per exposure, the anime-detector rate and :func:`turned_dark` share with intervals, and
-    both as paired differences from the first exposure.
+def dose_response(generator: torch.nn.Module, images: Any, device: str = "cpu", n: int = 2000,
+                  seed: int = 0) -> list[dict[str, Any]]:
+    """The dark-faces test as a dose-response: the same photos at each exposure of
+    :data:`DOSE_EVS`.  Per exposure, the anime-detector rate and :func:`turned_dark` share with
+    intervals, and both as paired differences from the photos as taken.
     """
-    x = as_images(images, size)
+    x = as_images(images)
     rows, base = [], None
-    for ev in evs:
+    for ev in DOSE_EVS:
         y = translate_batch(generator, exposure(x, ev), device)
-        hits, dark = detector_hits(y, cascade), turned_dark(x, y)
+        hits, dark = detector_hits(y), turned_dark(x, y)
         base = base or (hits, dark)
         row: dict[str, Any] = {"EV": ev}
         for key, v, b in (("anime rate", hits, base[0]), ("turned dark", dark, base[1])):
@@ -265,6 +263,6 @@ def dose_response(generator: torch.nn.Module, images: Any, evs: Sequence[float] 
             d, dlo, dhi = paired_difference(v, b, n=n, seed=seed)
             row.update({key: est, f"{key} low": lo, f"{key} high": hi, f"{key} vs 0 EV": d,
                         f"{key} vs 0 EV low": dlo, f"{key} vs 0 EV high": dhi,
-                        f"{key} call": verdict(dlo, dhi) if ev != evs[0] else "-"})
+                        f"{key} call": verdict(dlo, dhi) if ev != DOSE_EVS[0] else "-"})
         rows.append(row)
     return rows

@@ -120,14 +120,15 @@ def find_face(image: Image.Image) -> Box | None:
     return None
 
 
-def square_crop_box(box: Box, width: int, height: int, margin: float = FACE_MARGIN,
-                    center_y: float = FACE_CENTER_Y) -> tuple[int, int, int, int]:
-    """A square around ``box``, grown by ``margin`` of its size, as (left, top, right, bottom)."""
+def square_crop_box(box: Box, width: int, height: int, margin: float = FACE_MARGIN
+                    ) -> tuple[int, int, int, int]:
+    """A square around ``box``, grown by ``margin`` of its size, with the face centre at
+    :data:`FACE_CENTER_Y` of its height, as (left, top, right, bottom)."""
     side = int(round(max(box.w, box.h) * (1 + margin)))
     side = max(1, min(side, width, height))
     cx, cy = box.x + box.w / 2, box.y + box.h / 2
     left = int(round(min(max(cx - side / 2, 0), width - side)))
-    top = int(round(min(max(cy - side * center_y, 0), height - side)))
+    top = int(round(min(max(cy - side * FACE_CENTER_Y, 0), height - side)))
     return left, top, left + side, top + side
 
 

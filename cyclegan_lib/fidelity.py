@@ -113,8 +113,7 @@ def image_features(images: torch.Tensor, weights: str | None = None,
     return feats
 
 
-def kid_fid(fake: torch.Tensor, real: torch.Tensor, kid_subsets: int = KID_SUBSETS,
-            seed: int = 2020) -> dict[str, float]:
+def kid_fid(fake: torch.Tensor, real: torch.Tensor) -> dict[str, float]:
     """KID (x100, mean and std over random subsets) and FID between two feature sets.
 
     FID from 100 images is biased upwards: compare it between runs, not with published FIDs.
@@ -122,11 +121,11 @@ def kid_fid(fake: torch.Tensor, real: torch.Tensor, kid_subsets: int = KID_SUBSE
     subset = min(KID_SUBSET_SIZE, len(fake), len(real))
     if subset < 2:
         raise ValueError("KID needs at least 2 images per set")
-    kid = kid_features_to_metric(fake, real, kid_subsets=kid_subsets, kid_subset_size=subset,
-                                 rng_seed=seed, verbose=False)
+    kid = kid_features_to_metric(fake, real, kid_subsets=KID_SUBSETS, kid_subset_size=subset,
+                                 rng_seed=2020, verbose=False)
     fid = fid_statistics_to_metric(fid_features_to_statistics(fake.double()),
                                    fid_features_to_statistics(real.double()), False)
     return {"kid_x100_mean": 100 * kid[torch_fidelity.KEY_METRIC_KID_MEAN],
             "kid_x100_std": 100 * kid[torch_fidelity.KEY_METRIC_KID_STD],
             "fid": fid[torch_fidelity.KEY_METRIC_FID], "kid_subset_size": subset,
-            "kid_subsets": kid_subsets}
+            "kid_subsets": KID_SUBSETS}

@@ -70,15 +70,14 @@ class Precision:
     ``prec.backward_step(loss, opt, "G")`` replaces ``loss.backward(); opt.step()``; each optimiser
     has its own scaler, so a step skipped for one does not touch the other.
     """
-    def __init__(self, amp: str, device: torch.device | str, names: tuple[str, ...] = ("G", "D"),
-                 init_scale: float = INIT_SCALE) -> None:
+    def __init__(self, amp: str, device: torch.device | str) -> None:
         self.device = torch.device(device)
         self.label = resolve_amp(amp, self.device)
         self.dtype = _DTYPES[self.label]
         self.scalers: dict[str, torch.amp.GradScaler] = {}
         if self.label == "fp16":
-            self.scalers = {n: torch.amp.GradScaler(self.device.type, init_scale=init_scale)
-                            for n in names}
+            self.scalers = {n: torch.amp.GradScaler(self.device.type, init_scale=INIT_SCALE)
+                            for n in ("G", "D")}
 
     @property
     def enabled(self) -> bool:

@@ -74,11 +74,11 @@ def verdict(low: float, high: float) -> str:
 
 
 def format_effect(effect: float | None, low: float | None = None, high: float | None = None,
-                  digits: int = 2, unit: str = "") -> str:
+                  digits: int = 2) -> str:
     """``"+0.12 [0.05, 0.20]"``: an effect and its 95% interval, as the tables show it."""
     if effect is None or (isinstance(effect, float) and np.isnan(effect)):
         return "n/a"
-    text = f"{effect:+.{digits}f}{unit}"
+    text = f"{effect:+.{digits}f}"
     if low is not None and high is not None:
         text += f" [{low:.{digits}f}, {high:.{digits}f}]"
     return text

@@ -78,7 +78,7 @@ def test_no_face_falls_back_to_centre_square_or_none() -> None:
 
 def test_square_crop_box_framing_and_bounds() -> None:
     box = Box(100, 100, 100, 100)
-    left, top, right, bottom = square_crop_box(box, 1000, 1000, margin=1.0, center_y=0.45)
+    left, top, right, bottom = square_crop_box(box, 1000, 1000, margin=1.0)
     assert right - left == bottom - top == 200
     assert left == 50 and top == round(150 - 0.45 * 200)
     # near a corner: shifted inside, still square
