@@ -24,7 +24,7 @@ from .claims_images import (IMAGE_MEASURES, as_images, change_correlation, consi
                              dark_share, detector_hits, dose_response, skin_lightness_change)
 from .evaluate import translate_batch
 from .faces import detect_boxes
-from .photos import manifest_rows, publishable_files
+from .photos import london_pairs, manifest_rows, publishable_files
 from .runs import load_generator, run_info
 from .stats import (bootstrap_ci, format_effect, paired_difference,  # noqa: F401 (re-exported)
                     unpaired_difference, verdict)
@@ -124,11 +124,7 @@ def photo_sets(faces_dir: str | Path) -> dict[str, Any]:
     out: dict[str, Any] = {c: face_photos(ctx, c) for c in
                            ("expressive", "angled", "dark", "facial_hair", "pool")}
     out["consistency_pairs"] = consistency_pairs(ctx)
-    pool = {p.name: p for p in out["pool"]}
-    out["smile_pairs"] = [(pool[n], pool[n.replace("_neutral", "_smiling")])
-                          for n in sorted(pool) if n.startswith("london_")
-                          and n.endswith("_neutral.jpg") and n.replace("_neutral", "_smiling")
-                          in pool]
+    out["smile_pairs"] = london_pairs(faces_dir, publishable_only=False)
     out["frontal"] = [a for a, _ in out["smile_pairs"]]
     out["publishable"] = {faces_dir / f for f in publishable_files(faces_dir)}
     same, synthetic = [], {}

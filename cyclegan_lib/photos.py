@@ -7,7 +7,6 @@ qualitative tests from the publishable pool, as the faces README describes.
 from __future__ import annotations
 
 import csv
-import re
 from pathlib import Path
 
 __all__ = ["manifest_rows", "publishable_files", "is_publishable", "london_pairs",
@@ -35,16 +34,15 @@ def is_publishable(path: str | Path, faces_dir: str | Path) -> bool:
     return f"{p.parent.name}/{p.name}" in publishable_files(faces_dir)
 
 
-def london_pairs(faces_dir: str | Path) -> list[tuple[Path, Path]]:
-    """``(neutral, smiling)`` photo pairs of the same London-set person, publishable only."""
-    ok = publishable_files(faces_dir)
-    root = Path(faces_dir)
+def london_pairs(faces_dir: str | Path, publishable_only: bool = True) -> list[tuple[Path, Path]]:
+    """``(neutral, smiling)`` photo pairs of the same London-set person in ``pool/``."""
+    ok = publishable_files(faces_dir) if publishable_only else None
     pairs = []
-    for name in sorted(ok):
-        m = re.fullmatch(r"pool/london_(\d+)_neutral\.jpg", name)
-        smiling = f"pool/london_{m.group(1)}_smiling.jpg" if m else None
-        if smiling in ok and (root / name).is_file() and (root / smiling).is_file():
-            pairs.append((root / name, root / smiling))
+    for neutral in sorted((Path(faces_dir) / "pool").glob("london_*_neutral.jpg")):
+        smiling = neutral.with_name(neutral.name.replace("_neutral", "_smiling"))
+        names = {f"pool/{neutral.name}", f"pool/{smiling.name}"}
+        if smiling.is_file() and (ok is None or names <= ok):
+            pairs.append((neutral, smiling))
     return pairs
 
 
