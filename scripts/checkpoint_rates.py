@@ -16,19 +16,13 @@ import statistics
 import sys
 from pathlib import Path
 
-import torch
-
 from cyclegan_lib.checkpoint import list_checkpoints, safe_load
-from cyclegan_lib.data import load_domain
+from cyclegan_lib.data import float_to_uint8, load_domain, uint8_to_float
 from cyclegan_lib.evaluate import translate_batch
 from cyclegan_lib.faces import detection_hits, human_cascade_path
 from cyclegan_lib.paths import anime_cascade as anime_cascade_path
 from cyclegan_lib.report import diversity
 from cyclegan_lib.runs import load_generator
-
-
-def to_uint8(x: torch.Tensor) -> torch.Tensor:
-    return ((x.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -37,17 +31,21 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--data", default=os.environ.get("CYCLEGAN_DATA"))
     p.add_argument("--cascade", default=os.environ.get("CYCLEGAN_ANIME_CASCADE"))
     p.add_argument("--last", type=int, default=3, help="checkpoints in the mean-and-spread line")
+    p.add_argument("--every", type=int, default=None,
+                   help="only checkpoints at multiples of this many steps (and the last)")
     p.add_argument("--out", default=None)
     args = p.parse_args(argv)
     run = Path(args.run_dir)
     ckpts = list_checkpoints(run / "checkpoints")
     if not ckpts:
         sys.exit(f"no checkpoints in {run}/checkpoints")
+    if args.every:
+        ckpts = [c for c in ckpts[:-1] if c[0] % args.every == 0] + ckpts[-1:]
     size = int(safe_load(ckpts[-1][1])["config"]["image_size"])
     data = Path(args.data)
     a = load_domain(data / "testA", size).images
     b = load_domain(data / "testB", size).images
-    fa, fb = a.float().div(127.5).sub(1), b.float().div(127.5).sub(1)
+    fa, fb = uint8_to_float(a), uint8_to_float(b)
     anime, human = str(anime_cascade_path(args.cascade)), str(human_cascade_path())
     rows = []
     base = {"testA anime": detection_hits(a, anime), "testB anime": detection_hits(b, anime),
@@ -60,8 +58,8 @@ def main(argv: list[str] | None = None) -> int:
             fake_b = translate_batch(g_ab, fa, "cpu")
             fake_a = translate_batch(g_ba, fb, "cpu")
             row = {"step": step, "weights": weights,
-                   "anime_hits_G_AB(testA)": detection_hits(to_uint8(fake_b), anime),
-                   "human_hits_G_BA(testB)": detection_hits(to_uint8(fake_a), human),
+                   "anime_hits_G_AB(testA)": detection_hits(float_to_uint8(fake_b), anime),
+                   "human_hits_G_BA(testB)": detection_hits(float_to_uint8(fake_a), human),
                    "diversity_ratio_G_AB": diversity(fake_b) / diversity(fa)}
             row["anime_rate"] = statistics.mean(row["anime_hits_G_AB(testA)"])
             row["human_rate"] = statistics.mean(row["human_hits_G_BA(testB)"])
