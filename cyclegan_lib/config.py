@@ -244,9 +244,9 @@ PROFILES: dict[str, dict[str, Any]] = {
     "book": dict(image_size=64, ngf=32, ndf=32, n_epochs=15, n_epochs_decay=15, epoch_size=100,
                  device="cpu", ema_decay=0.999, log_every=25, sample_every=500,
                  save_every=500, keep_checkpoints=6),
-    # The shipped stabilised model: the book profile trained twice as long (30 + 30 epochs of
-    # 100, 6,000 steps).  Its first 1,500 steps are the book run's, exactly.
-    "long": dict(image_size=64, ngf=32, ndf=32, n_epochs=30, n_epochs_decay=30, epoch_size=100,
+    # The shipped stabilised model: the book profile trained six times as long (90 + 90
+    # epochs of 100, 18,000 steps).
+    "long": dict(image_size=64, ngf=32, ndf=32, n_epochs=90, n_epochs_decay=90, epoch_size=100,
                  device="cpu", ema_decay=0.999, log_every=25, sample_every=500,
                  save_every=500, keep_checkpoints=6),
     # The single-factor stabilisation ablation (ABLATIONS, scripts/run_ablation.sh): ten short
@@ -271,14 +271,9 @@ PROFILES: dict[str, dict[str, Any]] = {
 }
 
 # -- the colab profile's time, estimated from FLOPs -------------------------------------------
-# benchmarks/train_step.py counts 468.8 GFLOP per iteration (convolutions and matmuls,
-# forward + backward) at 128 px, ngf = ndf = 64, 9 blocks, batch 1 (29.8 GFLOP at 64 px,
-# ngf 32: the count scales as pixels x width^2).  A T4's published fp16 tensor-core peak is
-# 65 TFLOP/s; a batch-1 CycleGAN reaches far less (small convolutions, instance norm and
-# losses outside the tensor cores, one image per kernel launch).  We assume 8 TFLOP/s (12%
-# of peak; the same rate makes the `full` profile's 680,000 iterations take 2 days, as
-# reported for a T4) plus 30 ms per iteration of launch and Python overhead on Colab's two
-# vCPUs.  Not measured on a T4: benchmarks/gpu_check.py measures it where a GPU is at hand.
+# GFLOP per iteration at 128 px, ngf = ndf = 64 (benchmarks/train_step.py counts it), an
+# assumed effective T4 rate and per-iteration overhead; README, "How the colab profile was
+# sized", says why these values.  benchmarks/gpu_check.py measures the real figure.
 GFLOP_128PX_NGF64 = 468.8
 T4_EFFECTIVE_TFLOPS = 8.0
 T4_OVERHEAD_S = 0.030
@@ -308,7 +303,8 @@ PROFILE_HELP: dict[str, str] = {
     "smoke": "32 px, ngf 8, 8 steps on 12 images: seconds, for tests and CI",
     "cpu": "64 px, ngf 32, 2,400 steps: the quick run a reader repeats on a laptop",
     "book": "64 px, ngf 32, 3,000 steps, EMA generators: the compared models of pretrained/",
-    "long": "the book profile for 6,000 steps: the shipped stabilised model (pretrained/stabilized)",
+    "long": "the book profile for 18,000 steps: the shipped stabilised model "
+            "(pretrained/stabilized)",
     "ablation": "64 px, ngf 32, 400 steps, one checkpoint: the single-factor stabilisation ablation",
     "full": "paper: 256 px, ngf 64, 200 epochs of 3,400 steps (GPU; a T4 would need about "
             "2 days per experiment)",

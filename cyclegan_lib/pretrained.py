@@ -150,8 +150,9 @@ def export_run(run_dir: str | Path, out_dir: str | Path,
     if max_samples is not None and len(grids) > max_samples:
         grids = [grids[len(grids) - 1 - round(i * (len(grids) - 1) / max(max_samples - 1, 1))]
                  for i in reversed(range(max_samples))] if max_samples > 0 else []
+    shutil.rmtree(out_dir / "samples", ignore_errors=True)  # a re-export replaces the grids
     if grids:
-        (out_dir / "samples").mkdir(exist_ok=True)
+        (out_dir / "samples").mkdir()
         for grid in grids:
             shutil.copyfile(grid, out_dir / "samples" / grid.name)
     run_summary = {}

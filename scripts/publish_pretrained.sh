@@ -36,7 +36,7 @@ short="steps 1-1,000 ran under commit 9c2214c (the same training code) configure
 long="steps 1-1,000 ran on two threads under a 12,000-step schedule, still at the constant learning rate; resumed at step 1,000 on one thread under the 18,000-step schedule (exact: every step so far is at the constant rate under both schedules)"
 only=("$@")
 if wanted stabilized; then
-  publish "$runs/long/stabilized" stabilized --profile long --samples 4 --note "$long"
+  publish "$runs/long/stabilized" stabilized --profile long --samples 2 --note "$long"
   python scripts/checkpoint_rates.py "$runs/long/stabilized" --every 1000 \
     --out pretrained/stabilized/rates.json
 fi

@@ -157,3 +157,11 @@ def test_export_can_keep_one_discriminator_and_fewer_sample_grids(ema_run, tmp_p
     grids = sorted((run / "samples").glob("step_*.png"))
     assert len(grids) > 1
     assert [p.name for p in (out / "samples").iterdir()] == [grids[-1].name]
+
+
+def test_a_re_export_replaces_the_previous_sample_grids(ema_run, tmp_path: Path) -> None:
+    run, _ = ema_run
+    export_run(run, tmp_path / "again")
+    out = export_run(run, tmp_path / "again", max_samples=1)
+    grids = sorted((run / "samples").glob("step_*.png"))
+    assert [p.name for p in (out / "samples").iterdir()] == [grids[-1].name]
