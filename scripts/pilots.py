@@ -1,9 +1,10 @@
 """Quality per CPU-hour: short pilot runs of the stabilised model at an equal time budget.
 
 Each pilot changes one setting of the book profile (resolution, width, batch, learning
-rate).  A 30-step probe times the setting on this machine; the pilot then gets as many
-steps as fit the budget (half at the constant learning rate, half decaying, like every
-profile) and is measured on the test sets with its averaged (EMA) generators: the
+rate).  A 30-step probe times the base setting on this machine and gives it as many
+steps as fit the budget; every other pilot gets the base's steps scaled by its cost
+relative to the base, both timed back to back (half the steps at the constant learning
+rate, half decaying, like every profile) and is measured on the test sets with its averaged (EMA) generators: the
 anime-detector rate of G_AB(testA) with a bootstrap interval, its paired difference from
 the base pilot, the human-detector rate of G_BA(testB) and the diversity of G_AB(testA)
 relative to its inputs.  An interrupted pilot resumes from its last checkpoint.
@@ -72,9 +73,17 @@ def main(argv: list[str] | None = None) -> int:
         run_dir = runs / name
         cfg = make_config("stabilized", "book", threads=args.threads, keep_checkpoints=2,
                           **PILOTS[name])
+        if name == "base":
+            base_cfg = cfg
         if not (run_dir / "config.json").exists():
-            sps = seconds_per_step(cfg, data)
-            half = max(1, int(args.minutes * 60 / sps / (2 * cfg.epoch_size)))
+            if name == "base":
+                sps = seconds_per_step(cfg, data)
+                steps = args.minutes * 60 / sps
+            else:  # the base pilot's steps scaled by the cost ratio, both timed now (a shared
+                # CPU's speed drifts, the ratio much less)
+                sps, base_sps = seconds_per_step(cfg, data), seconds_per_step(base_cfg, data)
+                steps = results["pilots"]["base"]["steps"] * base_sps / sps
+            half = max(1, int(steps / (2 * cfg.epoch_size)))
             cfg = dataclasses.replace(cfg, n_epochs=half, n_epochs_decay=half)
             print(f"{name}: {sps:.3f} s/step -> {2 * half * cfg.epoch_size} steps", flush=True)
         else:
