@@ -22,7 +22,8 @@ from .errors import CheckpointError, ConfigError
 from .config import TrainConfig, make_config, settings_differ
 from .models import NETWORKS, build_network
 
-__all__ = ["is_pretrained", "weight_files", "export_run", "load_state", "load_network", "read_config"]
+__all__ = ["is_pretrained", "weight_files", "export_run", "load_state", "load_network", "read_config",
+           "describe_machine"]
 
 
 def is_pretrained(folder: str | Path) -> bool:
@@ -93,7 +94,7 @@ def _git_commit(repo: Path) -> str | None:
         return None
 
 
-def _machine() -> str:
+def describe_machine() -> str:
     """CPU model and core count (and the GPU, when one trained the run), for the record."""
     model = platform.processor() or platform.machine()
     try:
@@ -163,7 +164,7 @@ def export_run(run_dir: str | Path, out_dir: str | Path,
         **({"profile": profile} if profile is not None else {}),
         "steps": int(state["step"]),
         "minutes": round(float(state["train_seconds"]) / 60, 1),
-        "machine": _machine(),
+        "machine": describe_machine(),
         "generators": "ema" if averaged else "last",
         "ema_decay": state["config"].get("ema_decay", 0.0),
         "stored_as": "float16 safetensors",

@@ -17,7 +17,6 @@ import argparse
 import dataclasses
 import json
 import os
-import platform
 import shutil
 import tempfile
 import time
@@ -28,6 +27,7 @@ import torch
 from cyclegan_lib.claims import measure_test_set
 from cyclegan_lib.config import make_config
 from cyclegan_lib.evaluate import evaluate_run
+from cyclegan_lib.pretrained import describe_machine
 from cyclegan_lib.runs import run_info
 from cyclegan_lib.stats import bootstrap_ci, paired_difference
 from cyclegan_lib.trainer import train
@@ -65,7 +65,7 @@ def main(argv: list[str] | None = None) -> int:
     results = json.loads(Path(args.out).read_text()) if args.out and Path(args.out).exists() \
         else {"pilots": {}}
     results.update(budget_minutes=args.minutes, threads=args.threads,
-                   machine=platform.processor() or platform.machine(), torch=torch.__version__)
+                   machine=describe_machine(), torch=torch.__version__)
     base_hits = None
     for name in ["base"] + [n for n in PILOTS if n != "base"]:
         if args.only and name not in args.only and name != "base":
