@@ -1,13 +1,13 @@
 """Quality per CPU-hour: short pilot runs of the stabilised model at an equal time budget.
 
 Each pilot changes one setting of the book profile (resolution, width, batch, learning
-rate).  A 30-step probe times the base setting on this machine and gives it as many
-steps as fit the budget; every other pilot gets the base's steps scaled by its cost
-relative to the base, both timed back to back (half the steps at the constant learning
-rate, half decaying, like every profile) and is measured on the test sets with its averaged (EMA) generators: the
-anime-detector rate of G_AB(testA) with a bootstrap interval, its paired difference from
-the base pilot, the human-detector rate of G_BA(testB) and the diversity of G_AB(testA)
-relative to its inputs.  An interrupted pilot resumes from its last checkpoint.
+rate).  A 30-step probe times the base setting on this machine and gives it as many steps
+as fit the budget; every other pilot gets the base's steps scaled by its cost relative to
+the base, both timed back to back.  Half the steps are at the constant learning rate, half
+decaying, like every profile.  Each pilot is measured on the test sets with its averaged
+(EMA) generators: the anime-detector rate of G_AB(testA) with a bootstrap interval and its
+paired difference from the base, the human-detector rate of G_BA(testB) and the diversity
+of G_AB(testA) relative to its inputs.  An interrupted pilot resumes from its checkpoint.
 
     python scripts/pilots.py --runs /work/runs/pilots --minutes 15 --out pretrained/pilots.json
 """
@@ -17,7 +17,6 @@ import argparse
 import dataclasses
 import json
 import os
-import shutil
 import tempfile
 import time
 from pathlib import Path
@@ -76,13 +75,12 @@ def main(argv: list[str] | None = None) -> int:
         if name == "base":
             base_cfg = cfg
         if not (run_dir / "config.json").exists():
+            sps = seconds_per_step(cfg, data)
             if name == "base":
-                sps = seconds_per_step(cfg, data)
                 steps = args.minutes * 60 / sps
-            else:  # the base pilot's steps scaled by the cost ratio, both timed now (a shared
-                # CPU's speed drifts, the ratio much less)
-                sps, base_sps = seconds_per_step(cfg, data), seconds_per_step(base_cfg, data)
-                steps = results["pilots"]["base"]["steps"] * base_sps / sps
+            else:  # the base's steps scaled by the cost ratio, both timed now (a shared CPU's
+                # speed drifts, the ratio much less)
+                steps = results["pilots"]["base"]["steps"] * seconds_per_step(base_cfg, data) / sps
             half = max(1, int(steps / (2 * cfg.epoch_size)))
             cfg = dataclasses.replace(cfg, n_epochs=half, n_epochs_decay=half)
             print(f"{name}: {sps:.3f} s/step -> {2 * half * cfg.epoch_size} steps", flush=True)
@@ -119,7 +117,6 @@ def main(argv: list[str] | None = None) -> int:
             tmp = Path(args.out).with_suffix(".tmp")
             tmp.write_text(json.dumps(results, indent=1))
             tmp.replace(args.out)
-    shutil.rmtree(runs / "probe", ignore_errors=True)
     return 0
 
 
