@@ -67,6 +67,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=_nonneg_int, default=None)
     p.add_argument("--max-steps", type=_positive_int, default=None,
                    help="stop after N steps (the lr schedule is unchanged)")
+    p.add_argument("--max-minutes", type=float, default=None,
+                   help="stop with a checkpoint after M minutes; --resume continues exactly")
     p.add_argument("--save-every", type=_positive_int, default=None)
     p.add_argument("--keep", type=_positive_int, default=None, help="checkpoints to keep")
     p.add_argument("--device", default=None, help="auto, cpu, cuda or cuda:N")
@@ -111,7 +113,8 @@ def build_parser() -> argparse.ArgumentParser:
 def _cmd_train(args: argparse.Namespace) -> int:
     # Options are checked before torch is even imported: a typo fails in a fraction of a second.
     overrides = dict(parse_override(text) for text in args.set)
-    flags = dict(seed=args.seed, max_steps=args.max_steps, save_every=args.save_every,
+    flags = dict(seed=args.seed, max_steps=args.max_steps, max_minutes=args.max_minutes,
+                 save_every=args.save_every,
                  keep_checkpoints=args.keep, device=args.device, threads=args.threads)
     overrides.update({k: v for k, v in flags.items() if v is not None})
     cfg = config_with(args.preset, args.profile, overrides)  # --set KEY=none clears KEY

@@ -67,6 +67,7 @@ class TrainConfig:
     save_every: int = 500
     keep_checkpoints: int = 2
     max_steps: int | None = None         # stop after this many steps (the schedule is unchanged)
+    max_minutes: float | None = None     # stop (checkpointed) after this many minutes of this call
 
     @property
     def resolved_load_size(self) -> int:
@@ -130,6 +131,9 @@ class TrainConfig:
             bad("amp", f"choose from {', '.join(AMP_MODES)}")
         if self.gan_loss not in ("lsgan", "nll"):
             bad("gan_loss", "choose 'lsgan' or 'nll'")
+        if self.max_minutes is not None and not (math.isfinite(self.max_minutes)
+                                                 and self.max_minutes > 0):
+            bad("max_minutes", "must be a positive number of minutes")
         if not (math.isfinite(self.lr) and self.lr > 0):
             bad("lr", "must be a positive number")
         for name in ("beta1", "beta2"):
@@ -161,7 +165,7 @@ class TrainConfig:
 
 
 # Settings that may change on resume (bookkeeping); the experiment and its scale may not.
-RESUMABLE = {"max_steps", "device", "log_every", "sample_every", "save_every",
+RESUMABLE = {"max_steps", "max_minutes", "device", "log_every", "sample_every", "save_every",
              "keep_checkpoints", "threads", "compile", "amp"}
 
 

@@ -100,6 +100,9 @@ class DistributedTrainer(Trainer):
                  resume: bool = False, progress: bool = True, **kwargs) -> None:
         if not dist.is_initialized():
             raise ConfigError("DistributedTrainer needs an initialised process group (torchrun)")
+        if cfg.max_minutes:  # each rank's clock would stop it at a different step
+            raise ConfigError("invalid option max_minutes: not supported under torchrun "
+                              "(use --max-steps)")
         self.weight_check: dict | None = None
         super().__init__(cfg, data_dir, run_dir, resume=resume, progress=progress,
                          rank=dist.get_rank(), world_size=dist.get_world_size(), **kwargs)

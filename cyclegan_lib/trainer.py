@@ -201,9 +201,12 @@ class Trainer:
                    unit="it", dynamic_ncols=True) if self.progress and self.is_main else None
         pending: list[torch.Tensor] = []
         started, base_seconds = time.perf_counter(), self.train_seconds
+        # A wall-clock budget (a Colab session, a lent GPU): stop with a checkpoint, resume later.
+        deadline = started + 60 * cfg.max_minutes if cfg.max_minutes else float("inf")
+        last = False
         self.model.train()
         try:
-            while self.step < self.end_step:
+            while not last and self.step < self.end_step:
                 epoch = self.step // self.epoch_size
                 lr = self.model.set_lr(epoch)
                 plan = self._epoch_plan(epoch)
@@ -215,7 +218,7 @@ class Trainer:
                     self.step += 1
                     if bar is not None:
                         bar.update(1)
-                    last = self.step == self.end_step
+                    last = self.step == self.end_step or time.perf_counter() >= deadline
                     if self.step % cfg.log_every == 0 or last or self.step % cfg.save_every == 0:
                         self._flush(pending)
                         if bar is not None:
@@ -236,6 +239,9 @@ class Trainer:
             if bar is not None:
                 bar.close()
         self.train_seconds = base_seconds + time.perf_counter() - started
+        if self.step < self.end_step:
+            self.log(f"stopped after max_minutes={cfg.max_minutes} at step {self.step}; "
+                     f"--resume continues exactly")
         self._after_loop()
         summary = self.summary()
         if self.is_main:

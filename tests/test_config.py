@@ -83,6 +83,8 @@ def test_json_round_trip() -> None:
     (dict(profile="huge"), ["huge", "smoke"]),
     (dict(max_steps=-5), ["max_steps", "-5"]),
     (dict(max_steps=0), ["max_steps"]),
+    (dict(max_minutes=0.0), ["max_minutes"]),
+    (dict(max_minutes=float("inf")), ["max_minutes"]),
     (dict(n_epochs=-1), ["n_epochs"]),
     (dict(n_epochs=0, n_epochs_decay=0), ["n_epochs"]),
     (dict(save_every=0), ["save_every"]),

@@ -139,16 +139,22 @@ def test_other_presets_train(preset: str, tiny_dataset: Path, tmp_path: Path, on
         assert y.abs().max() <= 1
 
 
-def test_resume_in_process_is_exact(tiny_dataset: Path, tmp_path: Path, one_thread) -> None:
-    """Stop at step 3 (max_steps), resume to the end: same weights as one go."""
+@pytest.mark.parametrize("stop, stopped_at", [(dict(max_steps=3), 3),
+                                               (dict(max_minutes=1e-9), 1)])
+def test_resume_in_process_is_exact(stop: dict, stopped_at: int, tiny_dataset: Path,
+                                    tmp_path: Path, one_thread) -> None:
+    """Stop early (after max_steps, or when max_minutes run out), resume to the end: same
+    weights as one go."""
     full = Trainer(make_config("stabilized", "smoke", pool_size=2), tiny_dataset,
                    tmp_path / "full", progress=False)
     full.fit()
-    train(make_config("stabilized", "smoke", pool_size=2, max_steps=3), tiny_dataset,
-          tmp_path / "part", progress=False)
+    summary = train(make_config("stabilized", "smoke", pool_size=2, **stop), tiny_dataset,
+                    tmp_path / "part", progress=False)
+    assert (summary["step"], summary["complete"]) == (stopped_at, False)
+    assert latest_checkpoint(tmp_path / "part" / "checkpoints").name == f"step_{stopped_at:08d}.pt"
     part = Trainer(make_config("stabilized", "smoke", pool_size=2), tiny_dataset, tmp_path / "part",
                    resume=True, progress=False)
-    assert part.step == 3
+    assert part.step == stopped_at
     part.fit()
     for k, v in full.model.state_dict().items():
         assert torch.equal(part.model.state_dict()[k], v), k
