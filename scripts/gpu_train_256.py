@@ -86,7 +86,7 @@ def main(argv: list[str] | None = None) -> int:
     epochs = max(2, int(args.minutes * 60 / sps) // size)
     cfg = make_config("stabilized", "full", n_epochs=(epochs + 1) // 2, n_epochs_decay=epochs // 2,
                       save_every=epochs * size, sample_every=max(size, epochs * size // 4),
-                      **base)
+                      max_minutes=1.25 * args.minutes, **base)  # a busier GPU: stop, saved
     print(f"probe: {sps:.3f} s/step on {probe.device} -> {epochs * size} steps "
           f"({cfg.n_epochs} + {cfg.n_epochs_decay} epochs of {size})", flush=True)
     summary = Trainer(cfg, data, run_dir, progress=False).fit()
