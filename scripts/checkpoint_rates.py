@@ -33,6 +33,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--last", type=int, default=3, help="checkpoints in the mean-and-spread line")
     p.add_argument("--every", type=int, default=None,
                    help="only checkpoints at multiples of this many steps (and the last)")
+    p.add_argument("--ema-only", action="store_true", help="skip the raw weights (half the time)")
     p.add_argument("--out", default=None)
     args = p.parse_args(argv)
     run = Path(args.run_dir)
@@ -52,7 +53,7 @@ def main(argv: list[str] | None = None) -> int:
             "testA human": detection_hits(a, human), "testB human": detection_hits(b, human)}
     for step, path in ckpts:
         has_ema = "ema" in safe_load(path)
-        for weights in (["ema", "raw"] if has_ema else ["raw"]):
+        for weights in (["ema"] if args.ema_only else ["ema", "raw"]) if has_ema else ["raw"]:
             g_ab = load_generator(path, "AtoB", ema=weights == "ema")
             g_ba = load_generator(path, "BtoA", ema=weights == "ema")
             fake_b = translate_batch(g_ab, fa, "cpu")

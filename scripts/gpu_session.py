@@ -10,8 +10,9 @@ Side by side on one CUDA GPU, each under a wall-clock budget, this
    ``--minutes64``: as many 100-step epochs as fit, half at the constant rate, half decaying;
 3. trains the variants side by side (``max_minutes`` stops any that overrun, checkpointed);
 4. measures each variant's checkpoints, every 1,000 steps, EMA and raw weights
-   (``scripts/checkpoint_rates.py``) and picks the variant whose last three EMA checkpoints
-   have the highest mean of min(anime rate, human rate): a choice on the test set, said so;
+   (``scripts/checkpoint_rates.py``; ``--ema-only`` halves that time) and picks the variant
+   whose last three EMA checkpoints have the highest mean of min(anime rate, human rate):
+   a choice on the test set, said so;
 5. writes into OUT no more than the device tool returns (8 files of at most 16 MiB, 64 MiB
    in all, two folders deep): ``stabilized_256/`` and ``gpu64/`` with the generators' fp16
    shards, and ``records.tar.gz`` with every run's config, history, summary, samples and rates,
@@ -88,12 +89,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--cascade", default=os.environ.get("CYCLEGAN_ANIME_CASCADE"),
                    help="lbpcascade_animeface.xml (default: $CYCLEGAN_ANIME_CASCADE, else the "
                         "one beside --data64)")
-    p.add_argument("--minutes64", type=float, default=5.0)
-    p.add_argument("--minutes256", type=float, default=4.0)
+    p.add_argument("--minutes64", type=float, default=4.5)
+    p.add_argument("--minutes256", type=float, default=3.5)
     p.add_argument("--variant", action="append", default=None, metavar="NAME:KEY=VALUE,...")
     p.add_argument("--device", default="cuda")
     p.add_argument("--probe-steps", type=int, default=150)
     p.add_argument("--every", type=int, default=1000, help="checkpoint (and measure) every N steps")
+    p.add_argument("--ema-only", action="store_true", help="measure the EMA weights alone")
     p.add_argument("--tiny", action="store_true", help="32 px, ngf 8, a few images (tests)")
     args = p.parse_args(argv)
     started = time.monotonic()
@@ -146,7 +148,8 @@ def main(argv: list[str] | None = None) -> int:
 
     # 4. every checkpoint of every variant, then the pick
     cascade = args.cascade or str(Path(args.data64).parent / "lbpcascade_animeface.xml")
-    rate_env = ["--data", args.data64, "--every", str(args.every), "--cascade", cascade]
+    rate_env = ["--data", args.data64, "--every", str(args.every), "--cascade", cascade,
+                *(["--ema-only"] if args.ema_only else [])]
     run_all({n: [sys.executable, str(REPO / "scripts" / "checkpoint_rates.py"), str(runs[n]),
                  *rate_env, "--out", str(runs[n] / "rates.json")] for n in variants},
             timeout=300, threads=max(1, cpus // len(variants)))
