@@ -164,7 +164,7 @@ def sample_grid_from_run(run_dir: str | Path, step: int | None = None, title: st
                          cell_inches: float = 1.0) -> Figure:
     """The trainer's sample grid at ``step`` (default: last), with its rows labelled."""
     cells = sample_cells(run_dir, step)
-    _, used = load_sample_grid(run_dir, step)
+    used = sample_steps(run_dir)[-1] if step is None else step
     rows, cols = cells.shape[:2]
     return show_grid(cells.reshape(-1, *cells.shape[2:]), nrow=cols,
                      row_titles=list(SAMPLE_ROWS[:rows]), size=cells.shape[-1],
