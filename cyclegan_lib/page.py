@@ -9,6 +9,7 @@ from __future__ import annotations
 import html
 import importlib
 import inspect
+import re
 import textwrap
 from pathlib import Path
 from typing import Any, Callable, Mapping
@@ -19,8 +20,8 @@ from pygments import highlight
 from pygments.formatters import HtmlFormatter
 from pygments.lexers import PythonLexer
 
-__all__ = ["resolve", "source_of", "grep_source", "source_html", "show_source",
-           "glue", "note", "display_html", "missing_metrics_note"]
+__all__ = ["resolve", "source_of", "grep_source", "source_html", "source_output", "show_source",
+           "shown_objects", "glue", "note", "display_html", "missing_metrics_note"]
 
 _PACKAGE_ROOT = Path(__file__).resolve().parent
 
@@ -116,13 +117,29 @@ def display_html(markup: str, plain: str, markdown: str | None = None) -> None:
              **({"text/markdown": markdown} if markdown is not None else {})}, raw=True)
 
 
+def source_output(*objs: Any, grep: str | None = None) -> tuple[str, str]:
+    """What :func:`show_source` displays: the HTML blocks and their plain-text twin."""
+    plain = [f"# {caption}\n{code}" for code, caption in (_shown(obj, grep) for obj in objs)]
+    return "".join(source_html(obj, grep) for obj in objs), "\n".join(plain)
+
+
 def show_source(*objs: Any, grep: str | None = None) -> None:
     """Show the live source of library objects, highlighted (``grep``: only matching lines)."""
-    plain = []
-    for obj in objs:
-        code, caption = _shown(obj, grep)
-        plain.append(f"# {caption}\n{code}")
-    display_html("".join(source_html(obj, grep) for obj in objs), "\n".join(plain))
+    display_html(*source_output(*objs, grep=grep))
+
+
+_CAPTION = re.compile(r"^# (cyclegan_lib\.[\w.]+) \(\S+, lines \d+-\d+\)"
+                      r"(?:: the lines that contain (.*))?$", re.M)
+
+
+def shown_objects(plain: str) -> tuple[list[str], str | None]:
+    """The dotted names (and ``grep``) that a :func:`show_source` output was made from, read
+    back from its plain text: an executed chapter freezes the source it showed, and
+    ``scripts/build_book.py --refresh-sources`` renders it again from the live library."""
+    found = _CAPTION.findall(plain)
+    if not found or len({g for _, g in found}) != 1:
+        raise ValueError(f"not a show_source output: {plain[:80]!r}")
+    return [name for name, _ in found], found[0][1] or None
 
 
 def glue(name: str, value: Any, fmt: str | Callable[[Any], str] | None = None) -> Any:

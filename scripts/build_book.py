@@ -4,6 +4,7 @@
     python scripts/build_book.py --execute           # every chapter, then HTML   (./dev.sh book)
     python scripts/build_book.py                     # HTML only, from book/chapters (./dev.sh html)
     python scripts/build_book.py --execute --only 05_residual_blocks --no-html
+    python scripts/build_book.py --refresh-sources   # the library code the chapters show, live
 
 ``--execute`` reads each chapter source ``notebooks/NN_*.md`` (a MyST Markdown
 notebook, jupytext front matter), runs it top to bottom with papermill at the
@@ -146,6 +147,27 @@ def execute_chapter(src: Path, parameters: dict, kernel: str | None, timeout: in
     return seconds
 
 
+def refresh_sources(nb: dict) -> list[str]:
+    """Render every ``page.show_source`` output of an executed chapter again from the live
+    library (the same call on the same objects, so the same output as re-executing that cell);
+    returns the names whose shown source changed."""
+    from cyclegan_lib import page
+
+    changed = []
+    for cell in nb["cells"]:
+        for out in cell.get("outputs", []):
+            data = out.get("data", {})
+            if "library-source" not in "".join(data.get("text/html", "")):
+                continue
+            plain = "".join(data["text/plain"])
+            names, grep = page.shown_objects(plain)
+            markup, live = page.source_output(*names, grep=grep)
+            if live != plain:
+                changed += names
+            data["text/html"], data["text/plain"] = markup, live
+    return changed
+
+
 def build_html(output: Path | None = None, fresh: bool = True) -> Path:
     """``jupyter-book build`` with warnings as errors; returns the path of index.html."""
     exe = Path(sys.executable).with_name("jupyter-book")
@@ -179,6 +201,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--kernel", default=None, help="Jupyter kernel (default: the notebook's)")
     parser.add_argument("--cell-timeout", type=int, default=None,
                         help="seconds one cell may run (default: no limit)")
+    parser.add_argument("--refresh-sources", action="store_true",
+                        help="render the library code that the published chapters show again "
+                             "from the live source (no execution)")
     parser.add_argument("--no-html", action="store_true", help="do not build the HTML")
     parser.add_argument("--incremental", action="store_true",
                         help="let Sphinx reuse its cache (faster; may hide warnings of unchanged pages)")
@@ -214,6 +239,16 @@ def main(argv: list[str] | None = None) -> int:
         print("\nchapter execution times:")
         for name, seconds in times.items():
             print(f"  {name:<{width}}  {seconds:8.1f} s")
+
+    if args.refresh_sources:
+        import nbformat
+
+        for path in sorted(CHAPTERS.glob("*.ipynb")):
+            nb = nbformat.read(path, as_version=4)
+            changed = refresh_sources(nb)
+            if changed:
+                nbformat.write(nb, path)
+                print(f"{path.name}: shows the live source of {', '.join(changed)} again")
 
     if not args.no_html:
         missing = [p.name for p in source_notebooks()

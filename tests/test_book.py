@@ -146,6 +146,52 @@ def test_published_chapter_was_executed_at_a_real_profile(name):
         assert views, f"{name}: no widget (the block-count slider) in the published chapter"
 
 
+def source_outputs(nb: dict) -> list[dict]:
+    """The outputs of ``page.show_source`` calls in an executed notebook."""
+    return [out for cell in nb["cells"] for out in cell.get("outputs", [])
+            if "library-source" in "".join(out.get("data", {}).get("text/html", ""))]
+
+
+@pytest.mark.parametrize("name", CHAPTER_NAMES)
+def test_published_chapter_shows_the_current_library_source(name):
+    """Code that a chapter shows with ``page.show_source`` is frozen into the executed
+    chapter; after a change to the library the page would teach old code.  Every shown
+    block must equal the live source, caption (file, line numbers) included."""
+    from cyclegan_lib import page
+
+    outputs = source_outputs(_read(CHAPTERS / f"{name}.ipynb"))
+    for out in outputs:
+        plain = "".join(out["data"]["text/plain"])
+        names, grep = page.shown_objects(plain)
+        live = page.source_output(*names, grep=grep)[1]
+        assert plain.rstrip() == live.rstrip(), (
+            f"book/chapters/{name}.ipynb shows an old version of {', '.join(names)}: run "
+            "python scripts/build_book.py --refresh-sources (or ./dev.sh book --only "
+            f"{name})\n{_first_difference(plain.splitlines(), live.splitlines())}")
+    if name != "07_conclusions":  # the conclusions read results; every other chapter teaches code
+        assert outputs, f"{name}: the chapter shows no library source"
+
+
+def test_refresh_sources_renders_a_stale_block_again():
+    """``build_book.py --refresh-sources`` puts the live source back into a stale chapter."""
+    import copy
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("build_book", REPO / "scripts" / "build_book.py")
+    build_book = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(build_book)
+    published = _read(CHAPTERS / "03_stabilization.ipynb")
+    stale = copy.deepcopy(published)
+    data = source_outputs(stale)[0]["data"]
+    data["text/plain"] = re.sub(r"lines \d+-", "lines 1-", "".join(data["text/plain"]))
+    data["text/html"] = "".join(data["text/html"]).replace("def ", "def old_")
+    assert build_book.refresh_sources(stale)
+    assert not build_book.refresh_sources(copy.deepcopy(stale))  # now current
+    for out, want in zip(source_outputs(stale), source_outputs(published)):
+        for mime in ("text/plain", "text/html"):
+            assert out["data"][mime] == "".join(want["data"][mime])
+
+
 def _config_repository_url() -> str:
     text = (REPO / "_config.yml").read_text()
     match = re.search(r"^repository:\s*\n(?:\s+.*\n)*?\s+url:\s*(\S+)", text, re.M)
