@@ -27,6 +27,7 @@ from .errors import ConfigError, DataError
 from .evaluate import load_or_evaluate, metrics_table, resolve_inception_weights
 from .page import display_html
 from .photos import manifest_rows
+from .pretrained import is_pretrained
 from .report import diversity
 from .trainer import ensure_run as train_or_find_run
 from .viz import generate, test_images
@@ -149,9 +150,20 @@ def ensure_run(ctx: ChapterContext, preset: str) -> Path:
                              pretrained_dir=ctx.repo_root / "pretrained")
 
 
-def ensure_runs(ctx: ChapterContext, presets: Sequence[str]) -> dict[str, Path]:
-    """:func:`ensure_run` for several presets: ``{preset: run_dir}`` in the given order."""
-    return {preset: ensure_run(ctx, preset) for preset in presets}
+def ensure_runs(ctx: ChapterContext, presets: Sequence[str], quiet: bool = False
+                ) -> dict[str, Path]:
+    """:func:`ensure_run` for several presets: ``{preset: run_dir}`` in the given order.
+
+    Prints where each model came from: a published folder of ``pretrained/`` or a run folder
+    (complete, or trained by this call).
+    """
+    runs = {preset: ensure_run(ctx, preset) for preset in presets}
+    if not quiet:
+        print("models: " + "; ".join(
+            f"{preset} from {ctx._shown(folder)} "
+            f"({'published' if is_pretrained(folder) else 'trained here'})"
+            for preset, folder in runs.items()))
+    return runs
 
 
 def profile_config(ctx: ChapterContext, preset: str = "stabilized") -> TrainConfig:

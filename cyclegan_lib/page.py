@@ -142,10 +142,11 @@ def shown_objects(plain: str) -> tuple[list[str], str | None]:
     return [name for name, _ in found], found[0][1] or None
 
 
-def glue(name: str, value: Any, fmt: str | Callable[[Any], str] | None = None) -> Any:
+def glue(name: str, value: Any, fmt: str | Callable[[Any], str] | None = None) -> None:
     """Store ``value`` (formatted with ``fmt``; None as "not measured") for ``{glue:text}`name```.
 
-    Uses MyST-NB's ``glue`` when installed (the book build); returns ``value``.
+    Uses MyST-NB's ``glue`` when installed (the book build).  Returns nothing, so a cell that
+    ends with a glue shows no stray raw number on the page.
     """
     if value is None:
         shown: Any = "not measured"  # e.g. a detector rate without the anime cascade
@@ -158,12 +159,11 @@ def glue(name: str, value: Any, fmt: str | Callable[[Any], str] | None = None) -
     try:
         from myst_nb import glue as _glue
     except ImportError:  # pragma: no cover - Colab without the book extras
-        return value
+        return
     try:
         _glue(name, shown, display=False)
     except Exception:  # noqa: BLE001 - outside a kernel glue has nowhere to write
         pass
-    return value
 
 
 def note(text: str, kind: str = "note") -> None:

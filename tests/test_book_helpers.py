@@ -143,7 +143,7 @@ def test_folder_overview_reads_real_formats(tmp_path: Path) -> None:
 # -- runs and summaries ----------------------------------------------------------------------
 
 def test_ensure_runs_reuses_a_complete_run(clean_env, smoke_run: Path, data_root: Path,
-                                           tmp_path: Path) -> None:
+                                           tmp_path: Path, capsys) -> None:
     runs_dir = tmp_path / "runs"
     shutil.copytree(smoke_run, runs_dir / "smoke" / "stabilized")
     ckpts = sorted((runs_dir / "smoke" / "stabilized" / "checkpoints").iterdir())
@@ -151,6 +151,7 @@ def test_ensure_runs_reuses_a_complete_run(clean_env, smoke_run: Path, data_root
     ctx = book.chapter_setup(profile="smoke", data_dir=data_root, runs_dir=runs_dir, quiet=True)
     runs = book.ensure_runs(ctx, ["blocks9"])  # alias of stabilized
     assert runs == {"blocks9": runs_dir / "smoke" / "stabilized"}
+    assert capsys.readouterr().out == "models: blocks9 from stabilized/ (trained here)\n"
     assert [p.stat().st_mtime_ns for p in ckpts] == before
     info = report.run_info(runs["blocks9"])
     assert info["preset"] == "stabilized" and info["complete"] is True

@@ -29,8 +29,9 @@ def test_show_source_prints_outside_ipython(capsys):
     assert "def adversarial_loss" in out
 
 
-def test_glue_returns_the_value():
-    assert page.glue("x", 0.25, ".2f") == 0.25
+def test_glue_returns_nothing_to_show():
+    """A chapter cell that ends with glue(...) must not print the raw value on the page."""
+    assert page.glue("x", 0.25, ".2f") is None
     assert page.glue("y", None, ".2f") is None  # a missing metric does not break the page
 
 
