@@ -1,9 +1,10 @@
-"""Every claim of the paper as a number with an interval, and the verdict table of chapter 7.
+"""Every claim of the paper as a number with an interval.
 
 The paper judged its qualitative tests by eye; the functions here measure each on images,
 per image, so that :mod:`.stats` gives it an interval and :func:`verdict` calls a difference
 only when its interval excludes zero.  The image measurements themselves are in
-:mod:`cyclegan_lib.claims_images`; their names are importable from here too.
+:mod:`cyclegan_lib.claims_images` (their names are importable from here too); the rules that
+turn the measurements into chapter 7's verdicts are in :mod:`cyclegan_lib.verdicts`.
 """
 from __future__ import annotations
 
@@ -28,12 +29,11 @@ from .photos import london_pairs, manifest_rows, publishable_files
 from .runs import load_generator, run_info
 from .stats import (bootstrap_ci, format_effect, paired_difference,  # noqa: F401 (re-exported)
                     unpaired_difference, verdict)
-from .tables import markdown_table
 from .viz import face_inputs, test_images
 
 __all__ = [
     "bootstrap_ci", "paired_difference", "unpaired_difference", "verdict", "format_effect",
-    "STATUSES", "claim_row", "claims_table", "photo_sets", "measure_test_set",
+    "photo_sets", "measure_test_set",
     "translate_photos", "interval", "eye_size", "block_measures", "qualitative_measures",
     *IMAGE_MEASURES,
 ]
@@ -60,43 +60,6 @@ def measure_test_set(run_dir: str | Path, data_dir: str | Path, n_images: int | 
     if human:
         out["human"] = detector_hits(y, "human")
     return out
-
-
-# -- the verdict table ----------------------------------------------------------------------
-
-#: The four outcomes of a claim; "not testable here" must say why in parentheses.
-STATUSES = ("reproduced", "not reproduced", "contradicted", "not testable here")
-
-
-def claim_row(claim: str, measured: str, status: str, effect_text: str = "n/a"
-              ) -> dict[str, str]:
-    """One row of the verdict table, with the status checked against :data:`STATUSES`.
-
-    ``claim`` is the paper's own words; ``effect_text`` the effect as the chapter formats it
-    (:func:`format_effect`, or e.g. "37.9% of the parameters" for a count without interval).
-    """
-    base = status.split("(")[0].strip()
-    if base not in STATUSES:
-        raise ValueError(f"status {status!r}: choose from {', '.join(STATUSES)}")
-    if base == "not testable here" and "(" not in status:
-        raise ValueError("a 'not testable here' status must say why, in parentheses")
-    return {"claim": claim, "measured": measured, "effect [95% CI]": effect_text,
-            "status": status}
-
-
-def claims_table(rows: Sequence[Mapping[str, Any]]) -> str:
-    """The chapter 7 verdict table as Markdown (rows from :func:`claim_row`); the status
-    is shown in bold so a reader scanning the column sees each outcome."""
-
-    shown = []
-    for r in rows:
-        row = claim_row(r["claim"], r["measured"], r["status"],
-                        effect_text=r.get("effect [95% CI]", r.get("effect", "n/a")))
-        row["status"] = f"**{row['status']}**"
-        shown.append(row)
-    return markdown_table(shown, columns=["claim", "measured", "effect [95% CI]", "status"],
-                          headers={"claim": "the paper says", "measured": "what we measured",
-                                   "effect [95% CI]": "effect [95% CI]"})
 
 
 # -- the photo sets -------------------------------------------------------------------------

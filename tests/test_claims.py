@@ -74,22 +74,6 @@ def test_verdict_needs_the_interval_to_exclude_zero() -> None:
     assert C.format_effect(None) == "n/a"
 
 
-def test_claims_table_rows_and_statuses() -> None:
-    rows = [C.claim_row("The naive model fails", "anime rate, naive - stabilised",
-                        "reproduced", effect_text=C.format_effect(-0.4, -0.5, -0.3)),
-            C.claim_row("32x32 patches make training unstable", "D loss / chance",
-                        "contradicted", effect_text="0.83x chance"),
-            C.claim_row("Angled faces are worse", "-", "not testable here (no frontal twin)")]
-    md = C.claims_table(rows)
-    lines = md.splitlines()
-    assert lines[0].startswith("| the paper says | what we measured | effect [95% CI] | status")
-    assert len(lines) == 5 and "-0.40 [-0.50, -0.30]" in md and "**contradicted**" in md
-    with pytest.raises(ValueError):
-        C.claim_row("x", "y", "sort of")
-    with pytest.raises(ValueError):
-        C.claim_row("x", "y", "not testable here")
-
-
 # -- image measurements ---------------------------------------------------------------------
 
 def test_srgb_linear_round_trip_and_exposure() -> None:
