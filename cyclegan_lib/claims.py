@@ -34,7 +34,8 @@ from .viz import face_inputs, test_images
 __all__ = [
     "bootstrap_ci", "paired_difference", "unpaired_difference", "verdict", "format_effect",
     "photo_sets", "measure_test_set",
-    "translate_photos", "interval", "eye_size", "block_measures", "qualitative_measures",
+    "translate_photos", "interval", "eye_size", "block_measures", "block_tables",
+    "qualitative_measures", "qualitative_tables",
     *IMAGE_MEASURES,
 ]
 
@@ -204,6 +205,52 @@ def block_measures(runs: Mapping[str, str | Path], data_dir: str | Path,
             out["diffs"][label] = {k: _diff(m[k], ref[k]) for k in ("anime", "human", "structure")}
             out["diffs"][label]["eyes"] = _diff(*_found(m["eyes"], ref["eyes"]))
     return out
+
+
+def _ci(d: Mapping[str, float], digits: int = 2) -> str:
+    return format_effect(d["effect"], d["low"], d["high"], digits).lstrip("+")
+
+
+def block_tables(blocks: Mapping[str, Any], reference: str = "9 blocks"
+                 ) -> tuple[list[dict[str, str]], list[dict[str, str]]]:
+    """:func:`block_measures` as two tables: every generator's measures with their intervals,
+    and every other generator minus ``reference`` with the call."""
+    models = [{"generator": r["run"], "anime det. [95% CI]": _ci(r["anime"]),
+               "human det. [95% CI]": _ci(r["human"]),
+               "structure SSIM [95% CI]": _ci(r["structure"]),
+               "eye width / image [95% CI]": _ci(r["eyes"], 3),
+               "same-person ratio [95% CI]": format_effect(
+                   c["ratio"], c["low"], c["high"]).lstrip("+")}
+              for r in blocks["rows"] for c in [blocks["consistency"][r["run"]]]]
+    diffs = [{"comparison": f"{label} - {reference}",
+              **{f"{k} [95% CI]": f"{format_effect(d['effect'], d['low'], d['high'])} "
+                                  f"({d['call']})" for k, d in measured.items()}}
+             for label, measured in blocks["diffs"].items()]
+    return models, diffs
+
+
+def qualitative_tables(qual: Mapping[str, Mapping[str, Any]], reference: str = "9 blocks"
+                       ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """:func:`qualitative_measures` of several generators as two tables: each claim's effect
+    (with its call) per generator, and each photo group's anime rate per generator."""
+    def called(d: Mapping[str, Any]) -> str:
+        return f"{format_effect(d['effect'], d['low'], d['high'])} ({d['call']})"
+
+    def ratio(c: Mapping[str, float]) -> str:
+        return format_effect(c["ratio"], c["low"], c["high"]).lstrip("+")
+
+    claims_rows = [{"generator": label,
+                    "expression: matched - mismatched corr.": called(q["expressions"]["diff"]),
+                    f"same-person ratio (inputs: {ratio(q['inputs consistency'])})":
+                        ratio(q["consistency"]),
+                    "beard dark share: output - input": called(q["facial_hair"]["diff"]),
+                    "anime rate: angled - frontal": called(q["angled_vs_frontal"]),
+                    "anime rate: dark photos - frontal": called(q["dark_vs_frontal"])}
+                   for label, q in qual.items()]
+    groups = [{"group": g, "photos": r["photos"],
+               **{label: _ci(q["rates"][g]) for label, q in qual.items()}}
+              for g, r in qual[reference]["rates"].items()]
+    return claims_rows, groups
 
 
 def qualitative_measures(run_dir: str | Path, faces_dir: str | Path, n: int | None = None,

@@ -9,7 +9,7 @@ import math
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Mapping, Sequence
+from typing import Any, Mapping, Sequence
 
 import matplotlib.patches as patches
 import matplotlib.pyplot as plt
@@ -27,7 +27,7 @@ __all__ = [
     "SAMPLE_ROWS", "to_unit", "as_batch", "grid_image", "show_grid", "sample_steps",
     "load_sample_grid", "sample_cells", "sample_grid_from_run", "sample_timeline",
     "test_images", "generate", "translate_examples", "smooth",
-    "plot_losses", "transform_steps", "face_inputs",
+    "plot_losses", "plot_value_histogram", "plot_dose_response", "transform_steps", "face_inputs",
     "FaceTranslations", "translate_faces", "face_comparison", "plot_bars",
 ]
 
@@ -279,6 +279,46 @@ def plot_losses(runs: Mapping[str, str | Path], title: str | None = None) -> Fig
         ax.legend(fontsize=8)
     if title:
         fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def plot_value_histogram(batches: Mapping[str, torch.Tensor], bins: int = 60) -> Figure:
+    """Histograms of the raw pixel values of [-1, 1] image batches, not clamped: a ReLU output
+    can exceed white (1), and the axis runs to the largest value (log density)."""
+    top = max(1.0, max(float(x.max()) for x in batches.values()))
+    edges = np.linspace(-1, top, bins + 1)
+    fig, ax = plt.subplots(figsize=(7, 3))
+    for label, x in batches.items():
+        ax.hist(x.detach().float().flatten().numpy(), bins=edges, histtype="step", lw=1.5,
+                label=label, density=True)
+    ax.axvline(0, color="grey", lw=0.8, ls=":")
+    ax.axvspan(1, top, color="0.9", zorder=0, label="above white (1)")
+    ax.set_yscale("log")
+    ax.set_xlabel("pixel value (network scale: -1 black, 0 mid-grey, 1 white)")
+    ax.set_ylabel("density (log)")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def plot_dose_response(qual: Mapping[str, Mapping[str, Any]]) -> Figure:
+    """The dark-photo dose-response of :func:`cyclegan_lib.claims.qualitative_measures`, per
+    generator: anime rate and share of the face turned dark against the exposure change."""
+    fig, axes = plt.subplots(1, 2, figsize=(8, 2.8))
+    for label, q in qual.items():
+        ev = [r["EV"] for r in q["dose"]]
+        for ax, key in zip(axes, ("anime rate", "turned dark")):
+            ax.errorbar(ev, [r[key] for r in q["dose"]],
+                        yerr=[[r[key] - r[f"{key} low"] for r in q["dose"]],
+                              [r[f"{key} high"] - r[key] for r in q["dose"]]],
+                        marker="o", capsize=3, label=label)
+    axes[0].set_ylabel("anime-detector rate")
+    axes[1].set_ylabel("share of face turned dark")
+    for ax in axes:
+        ax.set_xlabel("exposure change (EV)")
+        ax.invert_xaxis()
+    axes[0].legend(fontsize=8)
     fig.tight_layout()
     return fig
 

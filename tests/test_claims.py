@@ -338,3 +338,34 @@ def test_eye_size_finds_eyes_in_selfies_and_none_in_flat_images(data_root: Path)
     assert np.mean(~np.isnan(sizes)) >= 0.5                    # the cascade fires on real faces
     assert np.all((sizes[~np.isnan(sizes)] > 0.05) & (sizes[~np.isnan(sizes)] < 0.5))
     assert np.isnan(C.eye_size(torch.zeros(2, 3, 64, 64))).all()   # nothing to find
+
+
+def test_block_tables_show_every_model_and_every_difference() -> None:
+    d = {"effect": 0.1, "low": 0.05, "high": 0.15, "call": "higher"}
+    cons = {"ratio": 0.5, "low": 0.4, "high": 0.6}
+    blocks = {"rows": [{"run": r, "anime": d, "human": d, "structure": d, "eyes": d}
+                       for r in ("3 blocks", "9 blocks")],
+              "consistency": {"3 blocks": cons, "9 blocks": cons},
+              "diffs": {"3 blocks": {"anime": d, "eyes": d}}}
+    models, diffs = C.block_tables(blocks)
+    assert [m["generator"] for m in models] == ["3 blocks", "9 blocks"]
+    assert models[0]["anime det. [95% CI]"] == "0.10 [0.05, 0.15]"
+    assert models[0]["eye width / image [95% CI]"] == "0.100 [0.050, 0.150]"
+    assert models[1]["same-person ratio [95% CI]"] == "0.50 [0.40, 0.60]"
+    assert diffs == [{"comparison": "3 blocks - 9 blocks",
+                      "anime [95% CI]": "+0.10 [0.05, 0.15] (higher)",
+                      "eyes [95% CI]": "+0.10 [0.05, 0.15] (higher)"}]
+
+
+def test_qualitative_tables_have_a_row_per_generator_and_per_group() -> None:
+    d = {"effect": -0.2, "low": -0.3, "high": -0.1, "call": "lower"}
+    cons = {"ratio": 0.5, "low": 0.4, "high": 0.6}
+    q = {"expressions": {"diff": d}, "consistency": cons, "inputs consistency": cons,
+         "facial_hair": {"diff": d}, "angled_vs_frontal": d, "dark_vs_frontal": d,
+         "rates": {"frontal": {**d, "photos": 8}, "dark": {**d, "photos": 7}}}
+    per_claim, per_group = C.qualitative_tables({"3 blocks": q, "9 blocks": q})
+    assert [r["generator"] for r in per_claim] == ["3 blocks", "9 blocks"]
+    assert per_claim[0]["anime rate: angled - frontal"] == "-0.20 [-0.30, -0.10] (lower)"
+    assert per_claim[0]["same-person ratio (inputs: 0.50 [0.40, 0.60])"] == "0.50 [0.40, 0.60]"
+    assert per_group == [{"group": g, "photos": n, "3 blocks": "-0.20 [-0.30, -0.10]",
+                          "9 blocks": "-0.20 [-0.30, -0.10]"} for g, n in (("frontal", 8), ("dark", 7))]

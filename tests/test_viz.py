@@ -95,6 +95,25 @@ def test_bars() -> None:
     assert len(fig.axes[0].patches) == 2
 
 
+def test_value_histogram_runs_to_the_largest_value() -> None:
+    relu_like = torch.rand(2, 3, 8, 8) * 3.0  # a ReLU output: nothing below 0, up to 3
+    fig = viz.plot_value_histogram({"real": torch.rand(2, 3, 8, 8) * 2 - 1, "relu": relu_like})
+    ax = fig.axes[0]
+    assert ax.get_xlim()[1] >= float(relu_like.max()) and ax.get_yscale() == "log"
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["real", "relu", "above white (1)"]
+    plt.close(fig)
+
+
+def test_dose_response_plots_both_measures_per_generator() -> None:
+    dose = [{"EV": ev, **{f"{k}{s}": v + dv for k in ("anime rate", "turned dark")
+                          for s, dv in (("", 0.0), (" low", -0.1), (" high", 0.1))}}
+            for ev, v in ((0.0, 0.5), (-3.0, 0.3))]
+    fig = viz.plot_dose_response({"3 blocks": {"dose": dose}, "9 blocks": {"dose": dose}})
+    assert [ax.get_ylabel() for ax in fig.axes] == ["anime-detector rate", "share of face turned dark"]
+    assert all(ax.xaxis_inverted() for ax in fig.axes) and len(fig.axes[0].containers) == 2
+    plt.close(fig)
+
+
 def test_transform_steps(data_root: Path) -> None:
     first = sorted((data_root / "trainA").iterdir())[0]
     fig = viz.transform_steps(first, load_size=36, crop_size=32, seed=0, flip=True)
