@@ -17,6 +17,7 @@ from .evaluate import diversity, metric
 from .faces import detection_rate
 from .models import ResnetGenerator, count_parameters
 from .runs import read_history, run_info
+from .stats import format_effect
 from .tables import fmt, markdown_table
 
 __all__ = [
@@ -24,7 +25,7 @@ __all__ = [
     "CHANCE_D_LOSS", "loss_summary", "output_value_summary", "diversity", "timing_table",
     "face_summary", "face_detector_rates",
     "metric", "runs_table", "RATE_TOLERANCE", "KID_TOLERANCE", "compare",
-    "quality_comparison",
+    "quality_comparison", "checkpoint_rates_table", "pilots_table",
 ]
 
 
@@ -215,3 +216,32 @@ def quality_comparison(a: Mapping[str, Any] | None, b: Mapping[str, Any] | None
     ra, rb = metric(a, "anime det. G_AB(A)"), metric(b, "anime det. G_AB(A)")
     word = compare(ra, rb, True, RATE_TOLERANCE)
     return word, f"anime-detector rate on translated test selfies {fmt(ra)} vs {fmt(rb)}"
+
+
+# -- records of the published models ---------------------------------------------------------
+
+def checkpoint_rates_table(rates: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """A ``rates.json`` of ``scripts/checkpoint_rates.py`` as one row per checkpoint: the anime
+    rate of G_AB(testA) and the human rate of G_BA(testB) of each kind of weights (ema, raw)."""
+    by_step: dict[int, dict[str, Any]] = {}
+    for r in rates["rows"]:
+        row = by_step.setdefault(r["step"], {"step": r["step"]})
+        row[f"anime det. ({r['weights']})"] = round(r["anime_rate"], 2)
+        row[f"human det. G_BA ({r['weights']})"] = round(r["human_rate"], 2)
+    return list(by_step.values())
+
+
+def pilots_table(pilots: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """``pretrained/pilots.json`` (``scripts/pilots.py``) as one row per pilot: what it changed,
+    its cost, steps, anime rate with interval and paired difference from ``base``."""
+    return [{"pilot": name,
+             "changed": ", ".join(f"{k}={v}" for k, v in r["overrides"].items())
+                        or "(book profile)",
+             "s/step": f"{r['seconds_per_step']:.2f}", "steps": f"{r['steps']:,}",
+             "train min": r["train_minutes"],
+             "anime det. G_AB(A)": "{:.2f} [{:.2f}, {:.2f}]".format(r["anime_rate"],
+                                                                   *r["anime_ci"]),
+             "minus base": format_effect(*r["minus_base"]) if "minus_base" in r else "",
+             "human det. G_BA(B)": f"{r['human_rate_G_BA(testB)']:.2f}",
+             "diversity / inputs": f"{r['diversity_ratio']:.2f}"}
+            for name, r in pilots["pilots"].items()]

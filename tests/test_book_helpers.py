@@ -264,3 +264,24 @@ def test_timing_table(smoke_run: Path) -> None:
     assert rows[-1]["time vs largest"] == 1.0 and rows[-1]["G compute vs largest"] == 1.0
     assert rows[0]["precision"] in ("fp32", "bf16")  # from the run's summary.json
     assert rows[0]["params vs largest"] == 1.0
+
+
+PRETRAINED = Path(__file__).resolve().parents[1] / "pretrained"
+
+
+def test_checkpoint_rates_table_has_one_row_per_checkpoint() -> None:
+    rates = json.loads((PRETRAINED / "stabilized" / "rates.json").read_text())
+    table = report.checkpoint_rates_table(rates)
+    assert [r["step"] for r in table] == sorted({r["step"] for r in rates["rows"]})
+    last = [r for r in rates["rows"] if r["weights"] == "ema"][-1]
+    assert table[-1]["anime det. (ema)"] == round(last["anime_rate"], 2)
+    assert {"anime det. (raw)", "human det. G_BA (ema)"} <= set(table[-1])
+
+
+def test_pilots_table_rows_against_the_base() -> None:
+    pilots = json.loads((PRETRAINED / "pilots.json").read_text())
+    table = {r["pilot"]: r for r in report.pilots_table(pilots)}
+    assert set(table) == set(pilots["pilots"])
+    assert table["base"]["changed"] == "(book profile)" and table["base"]["minus base"] == ""
+    others = [r for name, r in table.items() if name != "base"]
+    assert others and all(r["minus base"][0] in "+-" and "[" in r["minus base"] for r in others)
