@@ -15,6 +15,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 import torch
 
+from .book import ChapterContext, ensure_runs
 from .claims import measure_test_set
 from .config import ABLATIONS, PATCH_SHARES, ConfigError, TrainConfig, config_with, make_config
 from .evaluate import pairwise_l1
@@ -25,7 +26,7 @@ from .tables import markdown_table
 
 __all__ = ["ablation_config", "ablation_args", "ablation_baseline", "ablation_summary",
            "ablation_table", "save_ablation", "load_ablation", "diversity_ratio_ci",
-           "ABLATION_TAIL_STEPS"]
+           "ABLATION_TAIL_STEPS", "is_stable", "ablation_rows", "patch_share_rows"]
 
 #: ``{name: (base preset, overrides)}``: config.ABLATIONS, or config.PATCH_SHARES (chapter 4).
 Variants = Mapping[str, tuple[str, Mapping[str, Any]]]
@@ -163,6 +164,45 @@ def load_ablation(path: str | Path, variants: Variants = ABLATIONS) -> dict[str,
     data.setdefault("missing", [n for n in variants
                                 if n not in {r["variant"] for r in data["rows"]}])
     return data
+
+
+def is_stable(d_over_chance: float | None, diversity: float) -> bool:
+    """Training counts as stable when the discriminators' loss ended at 0.5 to 1.2 times its
+    value at chance and the outputs differ from input to input (>= 0.2 x the inputs')."""
+    return 0.5 <= (d_over_chance or 0) <= 1.2 and diversity >= 0.2
+
+
+def ablation_rows(ctx: ChapterContext) -> tuple[list[dict[str, Any]], list[str], str]:
+    """Chapter 3's ablation for a chapter: ``(rows, variants missing, where the rows are
+    from)``, measured from the finished runs under ``runs/ablation`` if any, else the record
+    ``pretrained/ablation.json``."""
+    folder = ctx.runs_dir / "ablation"
+    names = [n for n in ABLATIONS if (folder / n / "summary.json").is_file()]
+    if names:
+        rows = ablation_summary(folder, ctx.data_dir, names,
+                                n_images=8 if ctx.profile == "smoke" else None)
+        return (rows, [n for n in ABLATIONS if n not in names],
+                "measured now from the runs under the runs folder (`ablation/<variant>`)")
+    saved = load_ablation(ctx.repo_root / "pretrained" / "ablation.json")
+    return (saved["rows"], saved["missing"],
+            "loaded from `pretrained/ablation.json`, written by `python -m cyclegan_lib.ablation "
+            "summary` from the ten runs, because the runs are not under this page's runs folder")
+
+
+def patch_share_rows(ctx: ChapterContext) -> tuple[list[dict[str, Any]], int, str]:
+    """Chapter 4's patch-share runs for a chapter: ``(rows, steps, where the rows are from)``;
+    at the book profile the record ``pretrained/patch_shares.json``, else the runs of the
+    chapter's profile (trained if missing)."""
+    saved = ctx.repo_root / "pretrained" / "patch_shares.json"
+    if ctx.profile == "book" and saved.is_file():
+        record = load_ablation(saved, PATCH_SHARES)
+        return (record["rows"], record["steps"],
+                "loaded from `pretrained/patch_shares.json`, measured by "
+                f"`scripts/patch_shares.sh` on the four runs at step {record['steps']:,}")
+    ensure_runs(ctx, list(PATCH_SHARES))
+    rows = ablation_summary(ctx.runs_dir / ctx.profile, ctx.data_dir, list(PATCH_SHARES),
+                            n_images=8 if ctx.profile == "smoke" else None, variants=PATCH_SHARES)
+    return rows, rows[0]["steps"], f"measured now from the four runs of the `{ctx.profile}` profile"
 
 
 def main(argv: list[str] | None = None) -> int:

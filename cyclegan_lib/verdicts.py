@@ -12,8 +12,7 @@ from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
 from . import ablation, book, claims, report
-from .config import PATCH_SHARES
-from .paths import find_repo_root
+from .ablation import is_stable
 from .stats import format_effect, paired_difference
 from .tables import markdown_table
 
@@ -71,22 +70,12 @@ class Evidence:
 
 def gather(ctx: book.ChapterContext, runs: Mapping[str, Path]) -> Evidence:
     """Measure every claim for the runs of ``naive``, ``stabilized``, ``patch32``, ``blocks3``
-    and ``blocks6`` (a few images at the ``smoke`` profile).  The ablation and the patch-share
-    rows come from their runs when finished, else from ``pretrained/*.json``."""
+    and ``blocks6`` (a few images at the ``smoke`` profile), with the ablation and the
+    patch-share rows of chapters 3 and 4 (:mod:`.ablation`)."""
     small = ctx.profile == "smoke"
     n_images = 8 if small else None
-    pretrained = find_repo_root() / "pretrained"
-    abl_runs = ctx.runs_dir / "ablation"
-    abl_names = [n for n in ablation.ABLATIONS if (abl_runs / n / "summary.json").is_file()]
-    abl_rows = (ablation.ablation_summary(abl_runs, ctx.data_dir, abl_names, n_images=n_images)
-                if abl_names else ablation.load_ablation(pretrained / "ablation.json")["rows"])
-    if ctx.profile == "book" and (pretrained / "patch_shares.json").is_file():
-        share_rows = ablation.load_ablation(pretrained / "patch_shares.json", PATCH_SHARES)["rows"]
-    else:
-        book.ensure_runs(ctx, list(PATCH_SHARES))
-        share_rows = ablation.ablation_summary(ctx.runs_dir / ctx.profile, ctx.data_dir,
-                                               list(PATCH_SHARES), n_images=n_images,
-                                               variants=PATCH_SHARES)
+    abl_rows, _, _ = ablation.ablation_rows(ctx)
+    share_rows, _, _ = ablation.patch_share_rows(ctx)
     return Evidence(
         losses={p: report.loss_summary(r) for p, r in runs.items()},
         diversity={p: book.diversity_ratio(ctx, r) for p, r in runs.items()},
@@ -106,12 +95,6 @@ def gather(ctx: book.ChapterContext, runs: Mapping[str, Path]) -> Evidence:
 
 
 # -- the rules, one claim each ---------------------------------------------------------------
-
-def is_stable(d_over_chance: float | None, diversity: float) -> bool:
-    """Training counts as stable when the discriminators' loss ended at 0.5 to 1.2 times its
-    value at chance and the outputs differ from input to input (>= 0.2 x the inputs')."""
-    return 0.5 <= (d_over_chance or 0) <= 1.2 and diversity >= 0.2
-
 
 def _fx(d: Mapping[str, float], digits: int = 2) -> str:
     return format_effect(d["effect"], d["low"], d["high"], digits)
