@@ -27,8 +27,8 @@ from .evaluate import translate_batch
 from .faces import detect_boxes
 from .photos import london_pairs, manifest_rows, publishable_files
 from .runs import load_generator, run_info
-from .stats import (bootstrap_ci, format_effect, paired_difference,  # noqa: F401 (re-exported)
-                    unpaired_difference, verdict)
+from .stats import (bootstrap_ci, format_effect, format_interval,  # noqa: F401 (re-exported)
+                    paired_difference, unpaired_difference, verdict)
 from .viz import face_inputs, test_images
 
 __all__ = [
@@ -207,24 +207,20 @@ def block_measures(runs: Mapping[str, str | Path], data_dir: str | Path,
     return out
 
 
-def _ci(d: Mapping[str, float], digits: int = 2) -> str:
-    return format_effect(d["effect"], d["low"], d["high"], digits).lstrip("+")
-
-
 def block_tables(blocks: Mapping[str, Any], reference: str = "9 blocks"
                  ) -> tuple[list[dict[str, str]], list[dict[str, str]]]:
     """:func:`block_measures` as two tables: every generator's measures with their intervals,
     and every other generator minus ``reference`` with the call."""
-    models = [{"generator": r["run"], "anime det. [95% CI]": _ci(r["anime"]),
-               "human det. [95% CI]": _ci(r["human"]),
-               "structure SSIM [95% CI]": _ci(r["structure"]),
-               "eye width / image [95% CI]": _ci(r["eyes"], 3),
-               "same-person ratio [95% CI]": format_effect(
-                   c["ratio"], c["low"], c["high"]).lstrip("+")}
-              for r in blocks["rows"] for c in [blocks["consistency"][r["run"]]]]
+    models = [{"generator": r["run"],
+               "anime det. [95% CI]": format_interval(r["anime"], signed=False),
+               "human det. [95% CI]": format_interval(r["human"], signed=False),
+               "structure SSIM [95% CI]": format_interval(r["structure"], signed=False),
+               "eye width / image [95% CI]": format_interval(r["eyes"], 3, signed=False),
+               "same-person ratio [95% CI]": format_interval(
+                   blocks["consistency"][r["run"]], signed=False, key="ratio")}
+              for r in blocks["rows"]]
     diffs = [{"comparison": f"{label} - {reference}",
-              **{f"{k} [95% CI]": f"{format_effect(d['effect'], d['low'], d['high'])} "
-                                  f"({d['call']})" for k, d in measured.items()}}
+              **{f"{k} [95% CI]": format_interval(d, call=True) for k, d in measured.items()}}
              for label, measured in blocks["diffs"].items()]
     return models, diffs
 
@@ -233,22 +229,23 @@ def qualitative_tables(qual: Mapping[str, Mapping[str, Any]], reference: str = "
                        ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """:func:`qualitative_measures` of several generators as two tables: each claim's effect
     (with its call) per generator, and each photo group's anime rate per generator."""
-    def called(d: Mapping[str, Any]) -> str:
-        return f"{format_effect(d['effect'], d['low'], d['high'])} ({d['call']})"
-
     def ratio(c: Mapping[str, float]) -> str:
-        return format_effect(c["ratio"], c["low"], c["high"]).lstrip("+")
+        return format_interval(c, signed=False, key="ratio")
 
     claims_rows = [{"generator": label,
-                    "expression: matched - mismatched corr.": called(q["expressions"]["diff"]),
+                    "expression: matched - mismatched corr.":
+                        format_interval(q["expressions"]["diff"], call=True),
                     f"same-person ratio (inputs: {ratio(q['inputs consistency'])})":
                         ratio(q["consistency"]),
-                    "beard dark share: output - input": called(q["facial_hair"]["diff"]),
-                    "anime rate: angled - frontal": called(q["angled_vs_frontal"]),
-                    "anime rate: dark photos - frontal": called(q["dark_vs_frontal"])}
+                    "beard dark share: output - input":
+                        format_interval(q["facial_hair"]["diff"], call=True),
+                    "anime rate: angled - frontal":
+                        format_interval(q["angled_vs_frontal"], call=True),
+                    "anime rate: dark photos - frontal":
+                        format_interval(q["dark_vs_frontal"], call=True)}
                    for label, q in qual.items()]
     groups = [{"group": g, "photos": r["photos"],
-               **{label: _ci(q["rates"][g]) for label, q in qual.items()}}
+               **{label: format_interval(q["rates"][g], signed=False) for label, q in qual.items()}}
               for g, r in qual[reference]["rates"].items()]
     return claims_rows, groups
 

@@ -7,7 +7,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 __all__ = ["bootstrap_ci", "resample_ci", "pairs_mean", "paired_difference",
-           "unpaired_difference", "verdict", "format_effect"]
+           "unpaired_difference", "verdict", "format_effect", "format_interval"]
 
 
 def _quantiles(boots: Sequence[float]) -> tuple[float, float]:
@@ -83,3 +83,11 @@ def format_effect(effect: float | None, low: float | None = None, high: float | 
         text += f" [{low:.{digits}f}, {high:.{digits}f}]"
     return text
 
+
+def format_interval(d: Any, digits: int = 2, signed: bool = True, key: str = "effect",
+                    call: bool = False) -> str:
+    """:func:`format_effect` of a ``{key, "low", "high"}`` dict (a difference, or a ``ratio``);
+    ``signed=False`` drops the plus sign of a level, ``call`` appends ``(d["call"])``."""
+    text = format_effect(d[key], d["low"], d["high"], digits)
+    text = text if signed else text.lstrip("+")
+    return f"{text} ({d['call']})" if call else text

@@ -13,11 +13,11 @@ from typing import Any, Callable, Mapping, Sequence
 
 from . import ablation, book, claims, report
 from .ablation import is_stable
-from .stats import format_effect, paired_difference
+from .stats import format_effect, format_interval, paired_difference
 from .tables import markdown_table
 
-__all__ = ["STATUSES", "claim_row", "claims_table", "Evidence", "gather", "is_stable",
-           "RULES", "claim_rows"]
+__all__ = ["STATUSES", "claim_row", "claims_table", "Evidence", "gather", "RULES",
+           "claim_rows"]
 
 #: The four outcomes of a claim; "not testable here" must say why in parentheses.
 STATUSES = ("reproduced", "not reproduced", "contradicted", "not testable here")
@@ -96,17 +96,14 @@ def gather(ctx: book.ChapterContext, runs: Mapping[str, Path]) -> Evidence:
 
 # -- the rules, one claim each ---------------------------------------------------------------
 
-def _fx(d: Mapping[str, float], digits: int = 2) -> str:
-    return format_effect(d["effect"], d["low"], d["high"], digits)
-
-
 def naive_fails(ev: Evidence) -> dict[str, str]:
     rate = claims.interval(ev.test["naive"]["anime"])
     stable = is_stable(ev.losses["naive"].get("D / chance"), ev.diversity["naive"])
     return claim_row(
         "the naive model fails", "anime-detector rate on G_AB(testA); output diversity / inputs'",
         "reproduced" if not stable or rate["high"] < 0.1 else "not reproduced",
-        effect_text=f"rate {_fx(rate).lstrip('+')}; diversity {ev.diversity['naive']:.2f}")
+        effect_text=f"rate {format_interval(rate, signed=False)}; "
+                    f"diversity {ev.diversity['naive']:.2f}")
 
 
 def lsgan_and_buffer_stabilise(ev: Evidence) -> dict[str, str]:
@@ -153,7 +150,7 @@ def patch32_cannot_learn(ev: Evidence) -> dict[str, str]:
         "with 32x32 patches the model was unable to learn",
         "anime rate, 32x32 - 70x70 at 64 px and 8x8 - 16-px field (the paper's shares), paired",
         {"lower": "reproduced", "higher": "contradicted"}.get(s32["call"], "not reproduced"),
-        effect_text=f"64 px: {_fx(d32)}; paper's share: {_fx(shares)}")
+        effect_text=f"64 px: {format_interval(d32)}; paper's share: {format_interval(shares)}")
 
 
 def three_blocks_parameter_share(ev: Evidence) -> dict[str, str]:
@@ -178,7 +175,8 @@ def fewer_blocks_look_human(ev: Evidence) -> dict[str, str]:
         "fewer blocks look more human (eyes, mouth, a rounder face)",
         "3 - 9 blocks, paired: human-detector rate, eye width and structure SSIM on G_AB(testA); "
         "face roundness not measured", status,
-        effect_text=f"human {_fx(dh)}; SSIM {_fx(ds, 3)}; eye width {_fx(dy, 3)}")
+        effect_text=f"human {format_interval(dh)}; SSIM {format_interval(ds, 3)}; "
+                    f"eye width {format_interval(dy, 3)}")
 
 
 def fewer_blocks_generalise(ev: Evidence) -> dict[str, str]:
@@ -195,7 +193,8 @@ def nine_blocks_most_anime(ev: Evidence) -> dict[str, str]:
         "the 9-block model's outputs look the most like anime",
         "anime-detector rate, 3 - 9 and 6 - 9 blocks (paired)",
         "reproduced" if calls == {"lower"} else "contradicted" if "higher" in calls
-        else "not reproduced", effect_text=f"3-9: {_fx(a3)}; 6-9: {_fx(a6)}")
+        else "not reproduced",
+        effect_text=f"3-9: {format_interval(a3)}; 6-9: {format_interval(a6)}")
 
 
 def expressions_kept(ev: Evidence) -> dict[str, str]:
@@ -203,7 +202,8 @@ def expressions_kept(ev: Evidence) -> dict[str, str]:
     return claim_row(
         "facial expressions are kept", "correlation of input change and output change, smiling "
         "vs neutral, matched - mismatched person (9 blocks)",
-        "reproduced" if de["call"] == "higher" else "not reproduced", effect_text=_fx(de))
+        "reproduced" if de["call"] == "higher" else "not reproduced",
+        effect_text=format_interval(de))
 
 
 def nine_blocks_most_consistent(ev: Evidence) -> dict[str, str]:
@@ -216,7 +216,7 @@ def nine_blocks_most_consistent(ev: Evidence) -> dict[str, str]:
         "reproduced" if all(c9["high"] < o["low"] for o in others) else
         "contradicted" if any(o["high"] < c9["low"] for o in others) else "not reproduced",
         effect_text="; ".join(
-            f"{k.split()[0]}: " + format_effect(c["ratio"], c["low"], c["high"]).lstrip("+")
+            f"{k.split()[0]}: {format_interval(c, signed=False, key='ratio')}"
             for k, c in cons.items()))
 
 
@@ -227,7 +227,7 @@ def facial_hair_kept(ev: Evidence) -> dict[str, str]:
         "lower-face dark-pixel share, output - input (bearded photos)",
         "contradicted" if b9["call"] == "lower" and b3["call"] == "lower" else
         "reproduced" if b9["call"] != "lower" and b3["call"] != "lower" else "not reproduced",
-        effect_text=f"9 blocks {_fx(b9)}; 3 blocks {_fx(b3)}")
+        effect_text=f"9 blocks {format_interval(b9)}; 3 blocks {format_interval(b3)}")
 
 
 def angled_faces_worse(ev: Evidence) -> dict[str, str]:
@@ -236,7 +236,7 @@ def angled_faces_worse(ev: Evidence) -> dict[str, str]:
         "angled faces are translated worse",
         "anime rate, angled - frontal photos (9 blocks, unpaired)",
         {"lower": "reproduced", "higher": "contradicted"}.get(da["call"], "not reproduced"),
-        effect_text=_fx(da))
+        effect_text=format_interval(da))
 
 
 def dark_faces_worst(ev: Evidence) -> dict[str, str]:
@@ -258,7 +258,7 @@ def shadows_turn_into_hair(ev: Evidence) -> dict[str, str]:
         "shadows turn into hair", "share of the face turned hair-dark, -3 EV - 0 EV (same photos)",
         "reproduced" if dd["low"] > 0.05 else
         "not reproduced (under 5% of the face turns dark)" if dd["low"] > 0
-        else "not reproduced", effect_text=_fx(dd, 3))
+        else "not reproduced", effect_text=format_interval(dd, 3))
 
 
 #: The claims in the order of the paper.

@@ -72,6 +72,10 @@ def test_verdict_needs_the_interval_to_exclude_zero() -> None:
     assert C.verdict(float("nan"), 1.0) == "not measured"
     assert C.format_effect(0.123, 0.05, 0.2) == "+0.12 [0.05, 0.20]"
     assert C.format_effect(None) == "n/a"
+    d = {"effect": 0.123, "low": 0.05, "high": 0.2, "call": "higher", "ratio": 0.5}
+    assert C.format_interval(d) == "+0.12 [0.05, 0.20]"
+    assert C.format_interval(d, 3, signed=False) == "0.123 [0.050, 0.200]"
+    assert C.format_interval(d, key="ratio", signed=False, call=True) == "0.50 [0.05, 0.20] (higher)"
 
 
 # -- image measurements ---------------------------------------------------------------------
