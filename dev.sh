@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # One entry point for a fresh machine: creates .venv (once), then runs a task in it.
 #   ./dev.sh pytest     run the test suite (what CI runs)
-#   ./dev.sh book       execute every chapter (profile: $CYCLEGAN_PROFILE, default cpu) and build the HTML
+#   ./dev.sh book       execute every chapter (profile: $CYCLEGAN_PROFILE, default book) and build the HTML
 #   ./dev.sh html       rebuild the HTML from the committed executed chapters only (fast)
 #   ./dev.sh shell CMD  run any command inside the environment
 set -euo pipefail

@@ -26,7 +26,8 @@ __all__ = [
     "generator_gradients", "plot_generator_gradients", "receptive_field_table",
     "measured_receptive_field", "load_discriminator", "patch_scores", "plot_patch_scores",
     "lr_schedule", "plot_lr_schedule", "buffer_ages", "plot_buffer_ages",
-    "checkerboard_strength", "checkerboard_timeline", "plot_checkerboard",
+    "checkerboard_strength", "checkerboard_timeline", "plot_checkerboard_timeline",
+    "plot_checkerboard",
     "generator_layer_table",
 ]
 
@@ -295,6 +296,19 @@ def checkerboard_strength(images: torch.Tensor, period: int = 2) -> float:
 def checkerboard_timeline(run_dir: str | Path) -> list[tuple[int, float]]:
     """``(step, strength)`` of the G_AB(A) row of each saved sample grid of a run."""
     return [(s, checkerboard_strength(sample_cells(run_dir, s)[1])) for s in sample_steps(run_dir)]
+
+
+def plot_checkerboard_timeline(timeline: Sequence[tuple[int, float]], title: str | None = None):
+    """The period-2 strength of :func:`checkerboard_timeline` against the training step."""
+    steps, strength = zip(*timeline)
+    fig, ax = plt.subplots(figsize=(6, 2.6))
+    ax.plot(steps, strength, marker="o")
+    ax.set_xlabel("training step")
+    ax.set_ylabel("period-2 strength")
+    if title:
+        ax.set_title(title)
+    fig.tight_layout()
+    return fig
 
 
 def plot_checkerboard(images: Mapping[str, torch.Tensor], crop: int = 16):

@@ -8,6 +8,7 @@ import math
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -25,7 +26,8 @@ __all__ = [
     "CHANCE_D_LOSS", "loss_summary", "output_value_summary", "diversity", "timing_table",
     "face_summary", "face_detector_rates",
     "metric", "runs_table", "RATE_TOLERANCE", "KID_TOLERANCE", "compare",
-    "quality_comparison", "checkpoint_rates_table", "pilots_table",
+    "quality_comparison", "rate_difference_se", "rate_noise_rows", "checkpoint_rates_table",
+    "checkpoint_rates_summary", "pilots_table", "pilots_summary",
 ]
 
 
@@ -218,6 +220,30 @@ def quality_comparison(a: Mapping[str, Any] | None, b: Mapping[str, Any] | None
     return word, f"anime-detector rate on translated test selfies {fmt(ra)} vs {fmt(rb)}"
 
 
+def rate_difference_se(a: float, b: float, n: int) -> float:
+    """Standard error of the difference of two detector rates, each the share of ``n`` images
+    on which the detector fired (two independent binomial proportions)."""
+    return math.sqrt(a * (1 - a) / n + b * (1 - b) / n)
+
+
+def rate_noise_rows(metrics: Mapping[str, Mapping[str, Any]], reference: str = "stabilized"
+                    ) -> list[dict[str, Any]]:
+    """Each run's anime-detector rate on G_AB(testA) against ``reference``'s: the standard
+    error of the difference on the number of test selfies evaluated, and the difference in
+    standard errors (rows only where both rates were measured)."""
+    ref = metric(metrics.get(reference), "anime det. G_AB(A)")
+    rows = []
+    for name, m in metrics.items():
+        rate = metric(m, "anime det. G_AB(A)")
+        if name == reference or rate is None or ref is None:
+            continue
+        se = rate_difference_se(rate, ref, int(m["data"]["n_testA"]))
+        rows.append({"run": name, "anime det. G_AB(A)": rate,
+                     "SE of the difference to stabilised": se,
+                     "difference / SE": (rate - ref) / se if se else None})
+    return rows
+
+
 # -- records of the published models ---------------------------------------------------------
 
 def checkpoint_rates_table(rates: Mapping[str, Any]) -> list[dict[str, Any]]:
@@ -229,6 +255,23 @@ def checkpoint_rates_table(rates: Mapping[str, Any]) -> list[dict[str, Any]]:
         row[f"anime det. ({r['weights']})"] = round(r["anime_rate"], 2)
         row[f"human det. G_BA ({r['weights']})"] = round(r["human_rate"], 2)
     return list(by_step.values())
+
+
+def checkpoint_rates_summary(rates: Mapping[str, Any], last: int = 3) -> dict[str, float]:
+    """What chapter 3 says of a ``rates.json``: mean and standard deviation of the anime rate
+    over the ``last`` checkpoints of each kind of weights, and the averaged (ema) generator's
+    peak against its final checkpoint, with the human rate of G_BA(testB) at both."""
+    out: dict[str, float] = {}
+    for kind in ("ema", "raw"):
+        tail = [r["anime_rate"] for r in rates["rows"] if r["weights"] == kind][-last:]
+        out[f"{kind}_last_mean"] = float(np.mean(tail))
+        out[f"{kind}_last_sd"] = float(np.std(tail, ddof=1))
+    ema = [r for r in rates["rows"] if r["weights"] == "ema"]
+    peak = max(ema, key=lambda r: r["anime_rate"])
+    out.update(ema_peak=peak["anime_rate"], ema_peak_step=peak["step"],
+               ema_final=ema[-1]["anime_rate"], ema_human_peak=peak["human_rate"],
+               ema_human_final=ema[-1]["human_rate"])
+    return out
 
 
 def pilots_table(pilots: Mapping[str, Any]) -> list[dict[str, Any]]:
@@ -245,3 +288,24 @@ def pilots_table(pilots: Mapping[str, Any]) -> list[dict[str, Any]]:
              "human det. G_BA(B)": f"{r['human_rate_G_BA(testB)']:.2f}",
              "diversity / inputs": f"{r['diversity_ratio']:.2f}"}
             for name, r in pilots["pilots"].items()]
+
+
+def pilots_summary(pilots: Mapping[str, Any]) -> dict[str, Any]:
+    """What chapter 3 says of ``pilots.json``: the budget, the best pilot by anime rate against
+    the unchanged ``base``, each pilot's steps and difference from ``base``, and how many
+    times the base pilot's steps the costlier settings' steps took (cost per step)."""
+    runs = pilots["pilots"]
+    best = max(runs, key=lambda n: runs[n]["anime_rate"])
+    out: dict[str, Any] = {"pilot_minutes": pilots["budget_minutes"], "pilot_best": best,
+                           "pilot_base_rate": runs["base"]["anime_rate"],
+                           "pilot_best_rate": runs[best]["anime_rate"]}
+    for name, r in runs.items():
+        key = name.replace("-", "_")
+        out[f"pilot_steps_{key}"] = r["steps"]
+        if "minus_base" in r:
+            out[f"pilot_diff_{key}"] = format_effect(*r["minus_base"])
+    costs = [runs["base"]["steps"] / runs[n]["steps"] for n in ("96px", "ngf64", "batch4")
+             if n in runs]
+    if costs:
+        out.update(pilot_cost_low=min(costs), pilot_cost_high=max(costs))
+    return out

@@ -285,3 +285,48 @@ def test_pilots_table_rows_against_the_base() -> None:
     assert table["base"]["changed"] == "(book profile)" and table["base"]["minus base"] == ""
     others = [r for name, r in table.items() if name != "base"]
     assert others and all(r["minus base"][0] in "+-" and "[" in r["minus base"] for r in others)
+
+
+def test_checkpoint_rates_summary_reads_the_last_checkpoints_and_the_peak() -> None:
+    rows = [{"step": s, "weights": w, "anime_rate": a, "human_rate": h}
+            for s, w, a, h in [(1, "ema", 0.2, 0.9), (2, "ema", 0.8, 0.7), (3, "ema", 0.5, 0.6),
+                               (4, "ema", 0.6, 0.5), (1, "raw", 0.1, 0.0), (2, "raw", 0.3, 0.0),
+                               (3, "raw", 0.5, 0.0)]]
+    s = report.checkpoint_rates_summary({"rows": rows}, last=3)
+    assert s["ema_last_mean"] == pytest.approx((0.8 + 0.5 + 0.6) / 3)
+    assert s["ema_last_sd"] == pytest.approx(0.15275, abs=1e-4)  # sample sd (ddof=1)
+    assert s["raw_last_mean"] == pytest.approx(0.3) and s["raw_last_sd"] == pytest.approx(0.2)
+    assert (s["ema_peak"], s["ema_peak_step"], s["ema_human_peak"]) == (0.8, 2, 0.7)
+    assert (s["ema_final"], s["ema_human_final"]) == (0.6, 0.5)
+
+
+def test_pilots_summary_on_the_shipped_pilots() -> None:
+    pilots = json.loads((PRETRAINED / "pilots.json").read_text())
+    s = report.pilots_summary(pilots)
+    runs = pilots["pilots"]
+    assert s["pilot_best_rate"] == max(r["anime_rate"] for r in runs.values())
+    assert runs[s["pilot_best"]]["anime_rate"] == s["pilot_best_rate"]
+    assert s["pilot_base_rate"] == runs["base"]["anime_rate"]
+    assert {f"pilot_steps_{n.replace('-', '_')}" for n in runs} <= set(s)
+    assert {f"pilot_diff_{n.replace('-', '_')}" for n in runs if n != "base"} <= set(s)
+    costly = [runs["base"]["steps"] / runs[n]["steps"] for n in ("96px", "ngf64", "batch4")]
+    assert (s["pilot_cost_low"], s["pilot_cost_high"]) == (min(costly), max(costly))
+    assert s["pilot_cost_low"] > 1  # each costlier setting took fewer steps in the same time
+
+
+def test_rate_noise_rows_use_the_number_of_images_evaluated() -> None:
+    def m(rate: float, n: int) -> dict:
+        return {"detector": {"G_AB(testA)": {"anime": rate}}, "data": {"n_testA": n}}
+
+    assert report.rate_difference_se(0.5, 0.5, 100) == pytest.approx(0.0707, abs=1e-4)
+    rows = report.rate_noise_rows({"stabilized": m(0.5, 100), "patch32": m(0.7, 100),
+                                   "smoke": m(0.7, 8), "naive": m(0.0, 100),
+                                   "unmeasured": {"detector": {}}})
+    by = {r["run"]: r for r in rows}
+    assert set(by) == {"patch32", "smoke", "naive"}  # no row for the reference or a missing rate
+    se = math.sqrt(0.5 * 0.5 / 100 + 0.7 * 0.3 / 100)
+    assert by["patch32"]["SE of the difference to stabilised"] == pytest.approx(se)
+    assert by["patch32"]["difference / SE"] == pytest.approx(0.2 / se)
+    assert by["smoke"]["SE of the difference to stabilised"] > 3 * se  # 8 images, not 100
+    assert by["naive"]["difference / SE"] == pytest.approx(-0.5 / math.sqrt(0.25 / 100))
+    assert report.rate_noise_rows({"patch32": m(0.7, 100)}) == []  # no reference rate

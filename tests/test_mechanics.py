@@ -79,6 +79,11 @@ def test_figures_draw(smoke_run):
         plt.close(fig)
     timeline = mechanics.checkerboard_timeline(smoke_run)
     assert timeline and all(v > 0 for _, v in timeline)
+    fig = mechanics.plot_checkerboard_timeline(timeline, title="t")
+    line = fig.axes[0].lines[0]
+    assert list(line.get_xdata()) == [s for s, _ in timeline]
+    assert list(line.get_ydata()) == [v for _, v in timeline]
+    plt.close(fig)
 
 
 def test_generator_layer_table_adds_up_to_the_model():
