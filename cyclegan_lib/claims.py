@@ -33,7 +33,7 @@ from .viz import face_inputs, test_images
 
 __all__ = [
     "bootstrap_ci", "paired_difference", "unpaired_difference", "verdict", "format_effect",
-    "photo_sets", "measure_test_set",
+    "format_interval", "photo_sets", "measure_test_set",
     "translate_photos", "interval", "eye_size", "block_measures", "block_tables",
     "qualitative_measures", "qualitative_tables",
     *IMAGE_MEASURES,
