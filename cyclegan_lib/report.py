@@ -232,10 +232,12 @@ def rate_noise_rows(metrics: Mapping[str, Mapping[str, Any]], reference: str = "
     error of the difference on the number of test selfies evaluated, and the difference in
     standard errors (rows only where both rates were measured)."""
     ref = metric(metrics.get(reference), "anime det. G_AB(A)")
+    if ref is None:
+        return []
     rows = []
     for name, m in metrics.items():
         rate = metric(m, "anime det. G_AB(A)")
-        if name == reference or rate is None or ref is None:
+        if name == reference or rate is None:
             continue
         se = rate_difference_se(rate, ref, int(m["data"]["n_testA"]))
         rows.append({"run": name, "anime det. G_AB(A)": rate,
@@ -262,11 +264,12 @@ def checkpoint_rates_summary(rates: Mapping[str, Any], last: int = 3) -> dict[st
     over the ``last`` checkpoints of each kind of weights, and the averaged (ema) generator's
     peak against its final checkpoint, with the human rate of G_BA(testB) at both."""
     out: dict[str, float] = {}
-    for kind in ("ema", "raw"):
-        tail = [r["anime_rate"] for r in rates["rows"] if r["weights"] == kind][-last:]
+    by_kind = {kind: [r for r in rates["rows"] if r["weights"] == kind] for kind in ("ema", "raw")}
+    for kind, rows in by_kind.items():
+        tail = [r["anime_rate"] for r in rows[-last:]]
         out[f"{kind}_last_mean"] = float(np.mean(tail))
         out[f"{kind}_last_sd"] = float(np.std(tail, ddof=1))
-    ema = [r for r in rates["rows"] if r["weights"] == "ema"]
+    ema = by_kind["ema"]
     peak = max(ema, key=lambda r: r["anime_rate"])
     out.update(ema_peak=peak["anime_rate"], ema_peak_step=peak["step"],
                ema_final=ema[-1]["anime_rate"], ema_human_peak=peak["human_rate"],
@@ -282,8 +285,7 @@ def pilots_table(pilots: Mapping[str, Any]) -> list[dict[str, Any]]:
                         or "(book profile)",
              "s/step": f"{r['seconds_per_step']:.2f}", "steps": f"{r['steps']:,}",
              "train min": r["train_minutes"],
-             "anime det. G_AB(A)": "{:.2f} [{:.2f}, {:.2f}]".format(r["anime_rate"],
-                                                                   *r["anime_ci"]),
+             "anime det. G_AB(A)": format_effect(r["anime_rate"], *r["anime_ci"]).lstrip("+"),
              "minus base": format_effect(*r["minus_base"]) if "minus_base" in r else "",
              "human det. G_BA(B)": f"{r['human_rate_G_BA(testB)']:.2f}",
              "diversity / inputs": f"{r['diversity_ratio']:.2f}"}

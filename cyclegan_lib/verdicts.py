@@ -58,8 +58,8 @@ def claims_table(rows: Sequence[Mapping[str, Any]]) -> str:
 class Evidence:
     """Everything the rules read; each entry is what the named library call returns."""
 
-    losses: dict[str, dict]     # report.loss_summary, per preset
-    diversity: dict[str, float]  # book.diversity_ratio: output diversity / inputs', per preset
+    losses: dict[str, dict]     # report.loss_summary of naive and patch32
+    diversity: dict[str, float]  # book.diversity_ratio (output / inputs') of naive and patch32
     test: dict[str, dict]       # claims.measure_test_set of naive, stabilized and patch32
     blocks: dict[str, Any]      # claims.block_measures of 3, 6 and 9 blocks (reference 9)
     qual: dict[int, dict]       # claims.qualitative_measures of 3 and 9 blocks
@@ -77,8 +77,8 @@ def gather(ctx: book.ChapterContext, runs: Mapping[str, Path]) -> Evidence:
     abl_rows, _, _ = ablation.ablation_rows(ctx)
     share_rows, _, _ = ablation.patch_share_rows(ctx)
     return Evidence(
-        losses={p: report.loss_summary(r) for p, r in runs.items()},
-        diversity={p: book.diversity_ratio(ctx, r) for p, r in runs.items()},
+        losses={p: report.loss_summary(runs[p]) for p in ("naive", "patch32")},
+        diversity={p: book.diversity_ratio(ctx, runs[p]) for p in ("naive", "patch32")},
         test={p: claims.measure_test_set(runs[p], ctx.data_dir, n_images, ctx.device)
               for p in ("naive", "stabilized", "patch32")},
         blocks=claims.block_measures(
